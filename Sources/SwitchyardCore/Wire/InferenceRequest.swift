@@ -1,0 +1,92 @@
+/// A client's inference request body, checked for the fields the gateway itself relies on. Every
+/// other field is left exactly as sent, to be forwarded.
+public struct InferenceRequest: Sendable {
+    public var endpoint: Endpoint
+    public var body: JSONObject
+    public var model: String
+    /// The client asked for a stream.
+    public var stream: Bool
+    /// The client asked for the usage chunk at the end of a stream.
+    public var includeUsage: Bool
+
+    public init(endpoint: Endpoint, bytes: [UInt8]) throws(GatewayError) {
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(bytes)
+        } catch {
+            throw .invalidJSON(error)
+        }
+        guard case .object(let body) = value else {
+            throw GatewayError(
+                status: 400, message: "The request body must be a JSON object, not \(value.typeName).",
+                type: "invalid_request_error")
+        }
+        try self.init(endpoint: endpoint, body: body)
+    }
+
+    public init(endpoint: Endpoint, body: JSONObject) throws(GatewayError) {
+        self.endpoint = endpoint
+        self.body = body
+        guard let model = body["model"], !model.isNull else { throw .missingParameter("model") }
+        guard let name = model.stringValue else { throw .invalidType("model", expected: "a string", got: model) }
+        self.model = name
+
+        switch endpoint {
+        case .chatCompletions:
+            guard let messages = body["messages"], !messages.isNull else { throw .missingParameter("messages") }
+            guard let list = messages.arrayValue else { throw .invalidType("messages", expected: "an array", got: messages) }
+            guard !list.isEmpty else {
+                throw .invalidValue("messages", "Invalid 'messages': empty array. Expected an array with minimum length 1.")
+            }
+            for (index, message) in list.enumerated() {
+                let name = "messages[\(index)]"
+                guard let object = message.objectValue else { throw .invalidType(name, expected: "an object", got: message) }
+                guard let role = object["role"], !role.isNull else { throw .missingParameter("\(name).role") }
+                guard role.stringValue != nil else { throw .invalidType("\(name).role", expected: "a string", got: role) }
+            }
+        case .completions:
+            guard let prompt = body["prompt"], !prompt.isNull else { throw .missingParameter("prompt") }
+            guard prompt.stringValue != nil || prompt.arrayValue != nil else {
+                throw .invalidType("prompt", expected: "a string or an array", got: prompt)
+            }
+        case .embeddings:
+            guard let input = body["input"], !input.isNull else { throw .missingParameter("input") }
+            guard input.stringValue != nil || input.arrayValue != nil else {
+                throw .invalidType("input", expected: "a string or an array", got: input)
+            }
+        }
+
+        for name in ["max_tokens", "max_completion_tokens", "n"] {
+            guard let value = body[name], !value.isNull else { continue }
+            guard let number = value.intValue else { throw .invalidType(name, expected: "an integer", got: value) }
+            guard number >= (name == "n" ? 1 : 0) else {
+                throw .invalidValue(name, "Invalid '\(name)': integer below minimum value (\(number)).")
+            }
+        }
+
+        var stream = false
+        if let value = body["stream"], !value.isNull {
+            guard let flag = value.boolValue else { throw .invalidType("stream", expected: "a boolean", got: value) }
+            guard !flag || endpoint.canStream else { throw .unsupported("Streaming is not supported for embeddings.", param: "stream") }
+            stream = flag
+        }
+        self.stream = stream
+        var includeUsage = false
+        if let options = body["stream_options"], !options.isNull {
+            guard let object = options.objectValue else {
+                throw .invalidType("stream_options", expected: "an object", got: options)
+            }
+            guard stream else {
+                throw .invalidValue(
+                    "stream_options", "The 'stream_options' parameter is only allowed when 'stream' is enabled.")
+            }
+            if let flag = object["include_usage"], !flag.isNull {
+                guard let value = flag.boolValue else {
+                    throw .invalidType("stream_options.include_usage", expected: "a boolean", got: flag)
+                }
+                includeUsage = value
+            }
+        }
+        self.includeUsage = includeUsage
+    }
+}

@@ -1,0 +1,76 @@
+/// Passes an upstream's stream chunks on to a streaming client: stamps the gateway's id and the
+/// public model name, drops the usage the gateway asked for on its own account when the client did
+/// not, and remembers what settlement needs (usage, whether the stream finished).
+public struct StreamRelay: Sendable {
+    public enum Action: Sendable, Equatable {
+        /// Write this SSE event (already framed) to the client.
+        case forward([UInt8])
+        /// Nothing for the client in this chunk.
+        case drop
+        /// The upstream sent an error event mid-stream.
+        case upstreamError(JSONObject)
+    }
+
+    public let identity: ResponseIdentity
+    public let endpoint: Endpoint
+    public let clientWantsUsage: Bool
+    public private(set) var usage: Usage?
+    /// Whether any choice reported a `finish_reason`.
+    public private(set) var sawFinish = false
+    /// Chunks that carried generated output (content, text, tool call or refusal pieces).
+    public private(set) var outputChunks = 0
+
+    public init(identity: ResponseIdentity, endpoint: Endpoint, clientWantsUsage: Bool) {
+        self.identity = identity
+        self.endpoint = endpoint
+        self.clientWantsUsage = clientWantsUsage
+    }
+
+    public mutating func relay(_ payload: [UInt8]) throws(UpstreamError) -> Action {
+        guard case .object(var chunk) = try? JSONValue.parse(payload) else {
+            throw .invalidResponse("a stream event is not a JSON object")
+        }
+        if let error = chunk["error"], !error.isNull {
+            return .upstreamError(error.objectValue ?? JSONObject(["message": error]))
+        }
+        if let reported = Usage(chunk["usage"]) { usage = reported }
+        let choices = chunk["choices"]?.arrayValue ?? []
+        for choice in choices {
+            if let reason = choice["finish_reason"], !reason.isNull { sawFinish = true }
+            if StreamRelay.carriesOutput(choice) { outputChunks += 1 }
+        }
+        if !clientWantsUsage {
+            if choices.isEmpty && chunk["usage"] != nil { return .drop }
+            chunk["usage"] = nil
+        }
+        identity.stamp(&chunk, endpoint: endpoint)
+        return .forward(SSE.event(chunk))
+    }
+
+    static func carriesOutput(_ choice: JSONValue) -> Bool {
+        if let text = choice["text"]?.stringValue, !text.isEmpty { return true }
+        guard let delta = choice["delta"]?.objectValue else { return false }
+        if let content = delta["content"]?.stringValue, !content.isEmpty { return true }
+        if let refusal = delta["refusal"]?.stringValue, !refusal.isEmpty { return true }
+        if let calls = delta["tool_calls"]?.arrayValue, !calls.isEmpty { return true }
+        return false
+    }
+}
+
+/// Server-sent events framed as OpenAI frames them.
+public enum SSE {
+    public static let done: [UInt8] = Array("data: [DONE]\n\n".utf8)
+
+    public static func event(_ object: JSONObject) -> [UInt8] {
+        var out: [UInt8] = Array("data: ".utf8)
+        out.reserveCapacity(256)
+        object.write(into: &out)
+        out.append(contentsOf: [0x0A, 0x0A])
+        return out
+    }
+
+    /// `data: {"error":{…}}` — how a stream that cannot finish says so.
+    public static func errorEvent(_ error: JSONObject) -> [UInt8] {
+        event(JSONObject(["error": .object(error)]))
+    }
+}

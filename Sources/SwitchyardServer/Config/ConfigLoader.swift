@@ -1,0 +1,179 @@
+import Foundation
+import SwitchyardCore
+import Yams
+
+/// Reads `switchyard.yaml` into a validated `Config`. Every problem names its key and line; the
+/// first one stops start-up (and `switchyard check-config`).
+public enum ConfigLoader {
+    public static func load(path: String, environment: [String: String]) throws(ConfigError) -> Config {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: path, key: "", line: nil, message: "cannot read the file (\(error.localizedDescription))")
+        }
+        do {
+            return try parse(yaml: text, environment: environment)
+        } catch var error {
+            error.file = path
+            throw error
+        }
+    }
+
+    public static func parse(yaml: String, environment: [String: String]) throws(ConfigError) -> Config {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: yaml) else {
+                throw ConfigError(key: "", line: nil, message: "the file is empty")
+            }
+            root = node
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigError(key: "", line: nil, message: "not valid YAML: \(error)")
+        } catch {
+            throw ConfigError(key: "", line: nil, message: "not valid YAML: \(error)")
+        }
+        return try read(ConfigNode(node: root, path: "", environment: environment))
+    }
+
+    static func read(_ root: ConfigNode) throws(ConfigError) -> Config {
+        let fields = try root.fields(["server", "database", "admin_key", "log_level", "providers", "models"])
+        var config = Config()
+        if let server = fields["server"] { config.server = try readServer(server) }
+        if let database = fields["database"] {
+            let value = try database.string()
+            guard value.hasPrefix("sqlite:") || value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") else {
+                throw database.error("expected sqlite:FILE or postgres://user:password@host:port/database")
+            }
+            config.database = value
+        }
+        config.adminKey = try fields["admin_key"]?.optionalString()
+        if let level = fields["log_level"] {
+            let value = try level.string().lowercased()
+            let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+            guard levels.contains(value) else { throw level.error("expected one of \(levels.joined(separator: ", "))") }
+            config.logLevel = value
+        }
+        guard let providers = fields["providers"] else {
+            throw root.error("'providers' is required: name at least one upstream (kind: openai or test)")
+        }
+        for (name, node) in try providers.mapping() { config.providers.append(try readProvider(name, node)) }
+        guard let models = fields["models"] else { throw root.error("'models' is required: name at least one model") }
+        let providerNames = Set(config.providers.map(\.name))
+        var taken: [String: String] = [:]
+        for (name, node) in try models.mapping() {
+            let model = try readModel(name, node, providers: providerNames)
+            for alias in [name] + model.aliases {
+                if let owner = taken[alias] {
+                    throw node.error("'\(alias)' is already the name or an alias of model '\(owner)'")
+                }
+                taken[alias] = name
+            }
+            config.models.append(model)
+        }
+        return config
+    }
+
+    static func readServer(_ node: ConfigNode) throws(ConfigError) -> Config.Server {
+        let fields = try node.fields(["host", "port", "max_body_bytes", "shutdown_grace"])
+        var server = Config.Server()
+        if let host = fields["host"] { server.host = try host.string() }
+        if let port = fields["port"] { server.port = try port.int(in: 0...65535) }
+        if let size = fields["max_body_bytes"] { server.maxBodyBytes = try size.int(in: 1024...1_073_741_824) }
+        if let grace = fields["shutdown_grace"] { server.shutdownGrace = try grace.duration() }
+        return server
+    }
+
+    static func readProvider(_ name: String, _ node: ConfigNode) throws(ConfigError) -> ProviderConfig {
+        let fields = try node.fields([
+            "kind", "base_url", "api_key", "stream", "timeouts", "max_connections", "headers", "tokens", "token_delay",
+        ])
+        guard let kindNode = fields["kind"] else { throw node.error("'kind' is required (openai or test)") }
+        let kindText = try kindNode.string()
+        guard let kind = ProviderConfig.Kind(rawValue: kindText) else {
+            throw kindNode.error("unknown kind '\(kindText)' (expected openai or test)")
+        }
+        var provider = ProviderConfig(name: name, kind: kind)
+        switch kind {
+        case .openai:
+            guard let urlNode = fields["base_url"] else { throw node.error("'base_url' is required for kind openai") }
+            let url = try urlNode.string()
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                throw urlNode.error("expected an http:// or https:// URL such as http://127.0.0.1:8000/v1")
+            }
+            provider.baseURL = url
+        case .test:
+            for key in ["base_url", "api_key"] where fields[key] != nil {
+                throw fields[key].map { $0.error("not used by kind test") } ?? node.error("")
+            }
+        }
+        provider.apiKey = try fields["api_key"]?.optionalString()
+        if let stream = fields["stream"] {
+            let text = try stream.string()
+            guard let mode = ProviderConfig.StreamMode(rawValue: text) else {
+                throw stream.error("expected native, none or always")
+            }
+            provider.stream = mode
+        }
+        if let timeouts = fields["timeouts"] {
+            let values = try timeouts.fields(["connect", "first_byte", "idle"])
+            if let value = values["connect"] { provider.timeouts.connect = try positive(value) }
+            if let value = values["first_byte"] { provider.timeouts.firstByte = try positive(value) }
+            if let value = values["idle"] { provider.timeouts.idle = try positive(value) }
+        }
+        if let value = fields["max_connections"] { provider.maxConnections = try value.int(in: 1...10_000) }
+        if let value = fields["headers"] { provider.headers = try value.stringMap() }
+        for key in ["tokens", "token_delay"] where kind != .test && fields[key] != nil {
+            throw fields[key].map { $0.error("only used by kind test") } ?? node.error("")
+        }
+        if let value = fields["tokens"] { provider.test.tokens = try value.int(in: 0...100_000) }
+        if let value = fields["token_delay"] { provider.test.tokenDelay = try value.duration() }
+        return provider
+    }
+
+    static func positive(_ node: ConfigNode) throws(ConfigError) -> Duration {
+        let value = try node.duration()
+        guard value > .zero else { throw node.error("must be longer than zero") }
+        return value
+    }
+
+    static func readModel(_ name: String, _ node: ConfigNode, providers: Set<String>) throws(ConfigError) -> ModelConfig {
+        let fields = try node.fields([
+            "description", "context", "max_output_tokens", "aliases", "owned_by", "endpoints", "deployments",
+        ])
+        guard let deploymentsNode = fields["deployments"] else {
+            throw node.error("'deployments' is required: list at least one {provider, model}")
+        }
+        var deployments: [ModelConfig.Deployment] = []
+        for element in try deploymentsNode.sequence() {
+            let values = try element.fields(["provider", "model"])
+            guard let providerNode = values["provider"] else { throw element.error("'provider' is required") }
+            let provider = try providerNode.string()
+            guard providers.contains(provider) else {
+                throw providerNode.error("no provider named '\(provider)' under 'providers'")
+            }
+            deployments.append(.init(provider: provider, model: try values["model"]?.string() ?? name))
+        }
+        guard !deployments.isEmpty else { throw deploymentsNode.error("list at least one deployment") }
+        var model = ModelConfig(name: name, deployments: deployments)
+        model.description = try fields["description"]?.optionalString()
+        model.context = try fields["context"]?.int(in: 1...100_000_000)
+        model.maxOutputTokens = try fields["max_output_tokens"]?.int(in: 1...100_000_000)
+        model.aliases = try fields["aliases"]?.stringList() ?? []
+        if let owner = fields["owned_by"] { model.ownedBy = try owner.string() }
+        if let endpointsNode = fields["endpoints"] {
+            var endpoints: Set<Endpoint> = []
+            for element in try endpointsNode.sequence() {
+                let text = try element.string()
+                guard let endpoint = Endpoint(rawValue: text) else {
+                    throw element.error("unknown endpoint '\(text)' (expected chat, completions or embeddings)")
+                }
+                endpoints.insert(endpoint)
+            }
+            guard !endpoints.isEmpty else { throw endpointsNode.error("list at least one endpoint") }
+            model.endpoints = endpoints
+        }
+        return model
+    }
+}

@@ -1,0 +1,46 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import SwitchyardCore
+
+/// The one place where the gateway's errors become HTTP responses, always OpenAI's error object.
+extension GatewayError: HTTPResponseError {
+    public var status: HTTPResponse.Status { .init(code: httpStatus) }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var fields = HTTPFields()
+        fields[.contentType] = "application/json"
+        for header in headers {
+            if let name = HTTPField.Name(header.name) { fields[name] = header.value }
+        }
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+/// Turns whatever a handler or Hummingbird itself throws into a `GatewayError`, so that even a
+/// wrong URL or an oversized body is answered in OpenAI's shape.
+struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let error as GatewayError {
+            throw error
+        } catch let error as any HTTPResponseError {
+            switch error.status {
+            case .notFound: throw GatewayError.notFound(request.uri.path)
+            case .methodNotAllowed: throw GatewayError.methodNotAllowed(request.method.rawValue, request.uri.path)
+            case .contentTooLarge: throw GatewayError.bodyTooLarge(limit: context.maxUploadSize)
+            default:
+                throw GatewayError(
+                    status: Int(error.status.code), message: error.status.reasonPhrase, type: "invalid_request_error")
+            }
+        } catch is CancellationError {
+            throw GatewayError(status: 499, message: "The client closed the request.", type: "invalid_request_error")
+        } catch {
+            context.logger.error("unhandled error", metadata: ["error.type": "\(type(of: error))"])
+            throw GatewayError.internalError
+        }
+    }
+}
