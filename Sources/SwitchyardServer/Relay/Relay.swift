@@ -117,7 +117,6 @@ struct Relay: Sendable {
                 case .upstreamError(let error):
                     events.cancel()
                     try await writer.write(ByteBuffer(bytes: SSE.errorEvent(error)))
-                    try await writer.finish(nil)
                     return
                 }
                 next = try await events.next()
@@ -131,11 +130,9 @@ struct Relay: Sendable {
             if client?.isGone == true { throw error }
             let failure = UpstreamFailure.gatewayError(error, provider: provider)
             try await writer.write(ByteBuffer(bytes: SSE.errorEvent(failure.errorObject)))
-            try await writer.finish(nil)
             return
         }
         if finished { try await writer.write(ByteBuffer(bytes: SSE.done)) }
-        try await writer.finish(nil)
     }
 
     private func aggregate(_ events: UpstreamEvents, plan: RelayPlan, client: ClientConnection?, provider: String)
@@ -182,7 +179,10 @@ struct Relay: Sendable {
         Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
-            body: ResponseBody { writer in try await write(&writer) }
+            body: ResponseBody { writer in
+                try await write(&writer)
+                try await writer.finish(nil)
+            }
         )
     }
 }

@@ -1,0 +1,40 @@
+/// The per-request `"fake": {...}` vendor extension that scripts how the upstream misbehaves.
+struct FakeDirectives: Sendable {
+    var tokens: Int
+    var delayMs: Int
+    var firstByteDelayMs = 0
+    var status: Int?
+    var message: String?
+    var errorType: String?
+    /// Already rendered as a JSON literal, because OpenAI codes are strings but may be numbers.
+    var codeJSON = "null"
+    var retryAfter: String?
+    var dieAfter: Int?
+    var stallAfter: Int?
+    var toolCall = false
+    var noUsage = false
+    var finishReason: String?
+
+    init(_ object: [String: Any]?, defaults: FakeUpstreamDefaults) {
+        tokens = defaults.tokens
+        delayMs = defaults.delayMs
+        guard let object else { return }
+        tokens = max(JSONValues.int(object["tokens"]) ?? tokens, 0)
+        delayMs = max(JSONValues.int(object["delay_ms"]) ?? delayMs, 0)
+        firstByteDelayMs = max(JSONValues.int(object["first_byte_delay_ms"]) ?? 0, 0)
+        status = JSONValues.int(object["status"])
+        message = object["message"] as? String
+        errorType = object["error_type"] as? String
+        if let code = object["code"] as? String {
+            codeJSON = JSONText.quoted(code)
+        } else if let code = JSONValues.int(object["code"]) {
+            codeJSON = String(code)
+        }
+        retryAfter = object["retry_after"] as? String
+        dieAfter = JSONValues.int(object["die_after"]).map { max($0, 0) }
+        stallAfter = JSONValues.int(object["stall_after"]).map { max($0, 0) }
+        toolCall = JSONValues.bool(object["tool_call"]) ?? false
+        noUsage = JSONValues.bool(object["no_usage"]) ?? false
+        finishReason = object["finish_reason"] as? String
+    }
+}
