@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The project's whole test suite: the Swift tests (unit tests and the gateway against real local
+# upstreams), then the wire-level suite that drives the built binary with the official `openai`
+# Python SDK and validates every response against OpenAI's schemas.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+swift build --build-tests
+swift test --skip-build
+
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/sdk/requirements.txt
+python3 -m pytest -q tests/sdk

@@ -1,0 +1,195 @@
+"""Starts the fake upstream, a recording upstream and the gateway once per session.
+
+SWITCHYARD_BIN and FAKE_UPSTREAM_BIN override the binaries (default: .build/debug/ in the repo).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from capture_upstream import CaptureUpstream
+from sdk_helpers import MAX_BODY_BYTES
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 30.0
+CLIENT_TIMEOUT_S = 20.0
+
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _binary(env: str, name: str) -> Path:
+    path = Path(os.environ.get(env) or REPO_ROOT / ".build" / "debug" / name)
+    if not path.exists():
+        pytest.fail(f"{path} does not exist: run `swift build` in {REPO_ROOT} first (or set {env})", pytrace=False)
+    return path
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    stderr_path: Path
+    stdout_lines: list[str] = field(default_factory=list)
+
+    def stderr_tail(self, limit: int = 8000) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=5)
+
+
+def start(name: str, argv: list[str], ready_marker: str, workdir: Path) -> tuple[Process, str]:
+    """Runs argv and waits for the stdout line containing ready_marker; returns it too."""
+    stderr_path = workdir / f"{name}.stderr.log"
+    popen = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=open(stderr_path, "wb"), stdin=subprocess.DEVNULL, text=True, bufsize=1
+    )
+    process = Process(name, popen, stderr_path)
+    ready = threading.Event()
+    line_found: list[str] = []
+
+    def pump() -> None:  # keeps draining stdout so the child never blocks on a full pipe
+        for line in popen.stdout:
+            process.stdout_lines.append(line)
+            if ready_marker in line and not line_found:
+                line_found.append(line.strip())
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, name=f"{name}-stdout", daemon=True).start()
+    ready.wait(START_TIMEOUT_S)
+    if not line_found:
+        process.stop()
+        pytest.fail(
+            f"{name} did not print {ready_marker!r} within {START_TIMEOUT_S}s (exit code {popen.poll()}).\n"
+            f"argv: {argv}\nstdout:\n{''.join(process.stdout_lines)}\nstderr:\n{process.stderr_tail()}",
+            pytrace=False,
+        )
+    return process, line_found[0]
+
+
+CONFIG_TEMPLATE = """\
+server: {{host: 127.0.0.1, port: {port}, max_body_bytes: {max_body}}}
+database: sqlite:{tmp}/sdk.sqlite
+log_level: warning
+providers:
+  fake: {{kind: openai, base_url: "http://127.0.0.1:{fake}/v1", api_key: upstream-secret, timeouts: {{connect: 2s, first_byte: 3s, idle: 2s}}}}
+  fake-nostream: {{kind: openai, base_url: "http://127.0.0.1:{fake}/v1", stream: none}}
+  fake-always: {{kind: openai, base_url: "http://127.0.0.1:{fake}/v1", stream: always}}
+  dead: {{kind: openai, base_url: "http://127.0.0.1:{dead}/v1", timeouts: {{connect: 1s}}}}
+  capture: {{kind: openai, base_url: "http://127.0.0.1:{capture}/v1", api_key: upstream-secret}}
+  demo: {{kind: test, tokens: 12, token_delay: 1ms}}
+models:
+  m: {{deployments: [{{provider: fake, model: upstream-m}}], aliases: [m-alias], context: 8192, description: "Fake upstream model for the SDK tests."}}
+  m-nostream: {{deployments: [{{provider: fake-nostream, model: upstream-m}}]}}
+  m-always: {{deployments: [{{provider: fake-always, model: upstream-m}}]}}
+  m-dead: {{deployments: [{{provider: dead}}]}}
+  m-capture: {{deployments: [{{provider: capture, model: upstream-capture}}]}}
+  demo: {{deployments: [{{provider: demo}}]}}
+  emb: {{endpoints: [embeddings], deployments: [{{provider: fake, model: upstream-emb}}]}}
+"""
+
+
+@dataclass
+class Stack:
+    url: str  # gateway base URL, ending in /v1
+    fake_url: str
+    capture: CaptureUpstream
+    gateway: Process
+    fake: Process
+
+
+_STACK: Stack | None = None
+
+
+@pytest.fixture(scope="session")
+def stack():
+    global _STACK
+    gateway_bin = _binary("SWITCHYARD_BIN", "switchyard")
+    fake_bin = _binary("FAKE_UPSTREAM_BIN", "switchyard-fake-upstream")
+    with tempfile.TemporaryDirectory(prefix="switchyard-sdk-") as tmp_name:
+        tmp = Path(tmp_name)
+        fake_port = free_port()
+        fake, fake_line = start(
+            "fake-upstream", [str(fake_bin), "--host", "127.0.0.1", "--port", str(fake_port)], "fake upstream listening on", tmp
+        )
+        capture = CaptureUpstream()
+        gateway = None
+        try:
+            port, dead = free_port(), free_port()  # nothing listens on `dead`
+            config = tmp / "sdk.yaml"
+            config.write_text(
+                CONFIG_TEMPLATE.format(
+                    port=port, fake=fake_port, dead=dead, capture=capture.port, tmp=tmp, max_body=MAX_BODY_BYTES
+                )
+            )
+            gateway, line = start("gateway", [str(gateway_bin), "serve", "--config", str(config)], "switchyard listening on", tmp)
+            url = line.split("listening on ", 1)[1].split()[0].rstrip("/")
+            _STACK = Stack(url=url, fake_url=fake_line.split("listening on ", 1)[1].strip(), capture=capture, gateway=gateway, fake=fake)
+            yield _STACK
+        finally:
+            _STACK = None
+            if gateway is not None:
+                gateway.stop()
+            fake.stop()
+            capture.close()
+
+
+@pytest.fixture(scope="session")
+def gateway_url(stack) -> str:
+    return stack.url
+
+
+@pytest.fixture(scope="session")
+def client(gateway_url) -> openai.OpenAI:
+    with openai.OpenAI(base_url=gateway_url, api_key="sk-test", max_retries=0, timeout=CLIENT_TIMEOUT_S) as sdk:
+        yield sdk
+
+
+@pytest.fixture(scope="session")
+def http(gateway_url) -> httpx.Client:
+    """Raw HTTP client for what the SDK hides (SSE bytes, headers, malformed bodies)."""
+    with httpx.Client(
+        base_url=gateway_url, headers={"Authorization": "Bearer sk-test"}, timeout=CLIENT_TIMEOUT_S
+    ) as raw:
+        yield raw
+
+
+@pytest.fixture
+def capture(stack) -> CaptureUpstream:
+    stack.capture.clear()
+    return stack.capture
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _STACK is not None:
+        report.sections.append(("gateway stderr (tail)", _STACK.gateway.stderr_tail(4000)))
+        if _STACK.gateway.popen.poll() is not None:
+            report.sections.append(("gateway exited", f"exit code {_STACK.gateway.popen.returncode}"))
