@@ -10,10 +10,22 @@ import SwitchyardUpstream
 public struct GatewayDependencies: Sendable {
     public var eventLoopGroup: any EventLoopGroup
     public var logger: Logger
+    /// Accounts, keys, holds and the ledger (migrated and recovered by the caller).
+    public var store: any BillingStore
+    /// Names this process in ledger rows (`host:port` by default).
+    public var instance: String
+    /// SHA-256 of the admin key; nil disables the admin API.
+    public var adminDigest: [UInt8]?
 
-    public init(eventLoopGroup: any EventLoopGroup, logger: Logger) {
+    public init(
+        eventLoopGroup: any EventLoopGroup, logger: Logger, store: any BillingStore, instance: String,
+        adminDigest: [UInt8]?
+    ) {
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
+        self.store = store
+        self.instance = instance
+        self.adminDigest = adminDigest
     }
 }
 
@@ -26,8 +38,11 @@ public func buildApplication(
     let providers = Providers(configs: config.providers, eventLoopGroup: dependencies.eventLoopGroup)
     let connections = ClientConnections()
     let catalog = Catalog(models: config.models)
+    let authenticator = Authenticator(store: dependencies.store)
+    let billing = Billing(store: dependencies.store, authenticator: authenticator, instance: dependencies.instance)
     let relay = Relay(
-        catalog: catalog, providers: providers, connections: connections, maxBodyBytes: config.server.maxBodyBytes)
+        catalog: catalog, providers: providers, connections: connections, billing: billing,
+        maxBodyBytes: config.server.maxBodyBytes)
 
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: OpenAIErrorMiddleware())
@@ -45,6 +60,11 @@ public func buildApplication(
     v1.post("embeddings") { request, context in
         try await relay.handle(.embeddings, request: request, context: context)
     }
+    AccountController(authenticator: authenticator, store: dependencies.store).addRoutes(to: router)
+    AdminController(
+        accounts: Accounts(store: dependencies.store, authenticator: authenticator), store: dependencies.store,
+        gate: AdminGate(digest: dependencies.adminDigest)
+    ).addRoutes(to: router)
 
     return Application(
         router: router,

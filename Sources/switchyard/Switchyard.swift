@@ -9,7 +9,10 @@ struct Switchyard: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchyard",
         abstract: "An OpenAI-compatible LLM API gateway.",
-        subcommands: [Serve.self, CheckConfig.self],
+        subcommands: [
+            Serve.self, CheckConfig.self, Migrate.self, AccountsCommand.self, KeysCommand.self, CreditsCommand.self,
+            UsageCommand.self,
+        ],
         defaultSubcommand: Serve.self
     )
 }
@@ -45,7 +48,9 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "switchyard")
         let models = config.models.map(\.name).joined(separator: ", ")
-        try await serve(config: config, logger: logger) { port in
+        try await serve(config: config, logger: logger, announce: { line in
+            FileHandle.standardOutput.write(Data("switchyard: \(line)\n".utf8))
+        }) { port in
             let line = "switchyard listening on http://\(config.server.host):\(port)/v1 (models: \(models))\n"
             FileHandle.standardOutput.write(Data(line.utf8))
         }

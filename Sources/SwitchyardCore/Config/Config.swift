@@ -157,6 +157,10 @@ public struct ModelConfig: Sendable, Equatable {
     /// Which endpoints the model serves: chat, completions, embeddings.
     public var endpoints: Set<Endpoint>
     public var deployments: [Deployment]
+    /// List price, before the account's multiplier.
+    public var price: Price
+    /// For per-second prices: the longest generation a hold reserves for (and that is billed).
+    public var maxSeconds: Int
 
     public init(
         name: String,
@@ -166,7 +170,9 @@ public struct ModelConfig: Sendable, Equatable {
         aliases: [String] = [],
         ownedBy: String = "switchyard",
         endpoints: Set<Endpoint> = [.chatCompletions, .completions],
-        deployments: [Deployment]
+        deployments: [Deployment],
+        price: Price = .free,
+        maxSeconds: Int = 300
     ) {
         self.name = name
         self.description = description
@@ -176,5 +182,7 @@ public struct ModelConfig: Sendable, Equatable {
         self.ownedBy = ownedBy
         self.endpoints = endpoints
         self.deployments = deployments
+        self.price = price
+        self.maxSeconds = maxSeconds
     }
 }

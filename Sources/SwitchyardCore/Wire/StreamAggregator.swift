@@ -25,10 +25,16 @@ public struct StreamAggregator: Sendable {
     private var serviceTier: JSONValue?
     public private(set) var usage: Usage?
     public private(set) var sawFinish = false
+    /// Chunks that carried output and its bytes, for metering when the upstream reports no usage.
+    public private(set) var outputChunks = 0
+    public private(set) var outputBytes = 0
 
     public init(endpoint: Endpoint) {
         self.endpoint = endpoint
     }
+
+    /// The finish reason of the first choice, once known.
+    public var finishReason: String? { choices[0]?.finishReason.stringValue }
 
     public mutating func add(_ chunk: JSONObject) {
         if created == nil { created = chunk["created"] }
@@ -37,6 +43,11 @@ public struct StreamAggregator: Sendable {
         if let reported = Usage(chunk["usage"]) { usage = reported }
         for element in chunk["choices"]?.arrayValue ?? [] {
             guard let piece = element.objectValue else { continue }
+            let bytes = OutputMeasure.bytes(ofChunkChoice: element)
+            if bytes > 0 {
+                outputChunks += 1
+                outputBytes += bytes
+            }
             let index = piece["index"]?.intValue ?? 0
             var choice = choices[index] ?? Choice()
             merge(piece, into: &choice)

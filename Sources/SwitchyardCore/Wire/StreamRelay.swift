@@ -15,10 +15,12 @@ public struct StreamRelay: Sendable {
     public let endpoint: Endpoint
     public let clientWantsUsage: Bool
     public private(set) var usage: Usage?
-    /// Whether any choice reported a `finish_reason`.
+    /// Whether any choice reported a `finish_reason`, and the last one reported.
     public private(set) var sawFinish = false
-    /// Chunks that carried generated output (content, text, tool call or refusal pieces).
+    public private(set) var finishReason: String?
+    /// Chunks that carried generated output (content, text, tool call or refusal pieces), and its bytes.
     public private(set) var outputChunks = 0
+    public private(set) var outputBytes = 0
 
     public init(identity: ResponseIdentity, endpoint: Endpoint, clientWantsUsage: Bool) {
         self.identity = identity
@@ -36,8 +38,15 @@ public struct StreamRelay: Sendable {
         if let reported = Usage(chunk["usage"]) { usage = reported }
         let choices = chunk["choices"]?.arrayValue ?? []
         for choice in choices {
-            if let reason = choice["finish_reason"], !reason.isNull { sawFinish = true }
-            if StreamRelay.carriesOutput(choice) { outputChunks += 1 }
+            if let reason = choice["finish_reason"], !reason.isNull {
+                sawFinish = true
+                finishReason = reason.stringValue ?? finishReason
+            }
+            let bytes = OutputMeasure.bytes(ofChunkChoice: choice)
+            if bytes > 0 {
+                outputChunks += 1
+                outputBytes += bytes
+            }
         }
         if !clientWantsUsage {
             if choices.isEmpty && chunk["usage"] != nil { return .drop }
@@ -45,15 +54,6 @@ public struct StreamRelay: Sendable {
         }
         identity.stamp(&chunk, endpoint: endpoint)
         return .forward(SSE.event(chunk))
-    }
-
-    static func carriesOutput(_ choice: JSONValue) -> Bool {
-        if let text = choice["text"]?.stringValue, !text.isEmpty { return true }
-        guard let delta = choice["delta"]?.objectValue else { return false }
-        if let content = delta["content"]?.stringValue, !content.isEmpty { return true }
-        if let refusal = delta["refusal"]?.stringValue, !refusal.isEmpty { return true }
-        if let calls = delta["tool_calls"]?.arrayValue, !calls.isEmpty { return true }
-        return false
     }
 }
 
@@ -72,5 +72,31 @@ public enum SSE {
     /// `data: {"error":{…}}` — how a stream that cannot finish says so.
     public static func errorEvent(_ error: JSONObject) -> [UInt8] {
         event(JSONObject(["error": .object(error)]))
+    }
+}
+
+/// How much generated output a choice carries, in UTF-8 bytes: text, content, refusal, tool-call
+/// names and arguments. What the gateway meters when an upstream reports no usage.
+public enum OutputMeasure {
+    public static func bytes(ofChunkChoice choice: JSONValue) -> Int {
+        var total = choice["text"]?.stringValue?.utf8.count ?? 0
+        if let delta = choice["delta"] { total += bytes(ofMessage: delta) }
+        return total
+    }
+
+    public static func bytes(ofMessage message: JSONValue) -> Int {
+        var total = (message["content"]?.stringValue?.utf8.count ?? 0) + (message["refusal"]?.stringValue?.utf8.count ?? 0)
+        for call in message["tool_calls"]?.arrayValue ?? [] {
+            total += (call["function"]?["name"]?.stringValue?.utf8.count ?? 0)
+                + (call["function"]?["arguments"]?.stringValue?.utf8.count ?? 0)
+        }
+        return total
+    }
+
+    /// Output of a whole response: every choice's message or text.
+    public static func bytes(ofResponse response: JSONObject) -> Int {
+        (response["choices"]?.arrayValue ?? []).reduce(0) { sum, choice in
+            sum + (choice["text"]?.stringValue?.utf8.count ?? 0) + (choice["message"].map(bytes(ofMessage:)) ?? 0)
+        }
     }
 }

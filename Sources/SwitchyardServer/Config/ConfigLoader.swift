@@ -140,7 +140,7 @@ public enum ConfigLoader {
 
     static func readModel(_ name: String, _ node: ConfigNode, providers: Set<String>) throws(ConfigError) -> ModelConfig {
         let fields = try node.fields([
-            "description", "context", "max_output_tokens", "aliases", "owned_by", "endpoints", "deployments",
+            "description", "context", "max_output_tokens", "aliases", "owned_by", "endpoints", "deployments", "price",
         ])
         guard let deploymentsNode = fields["deployments"] else {
             throw node.error("'deployments' is required: list at least one {provider, model}")
@@ -162,6 +162,7 @@ public enum ConfigLoader {
         model.maxOutputTokens = try fields["max_output_tokens"]?.int(in: 1...100_000_000)
         model.aliases = try fields["aliases"]?.stringList() ?? []
         if let owner = fields["owned_by"] { model.ownedBy = try owner.string() }
+        if let priceNode = fields["price"] { (model.price, model.maxSeconds) = try readPrice(priceNode) }
         if let endpointsNode = fields["endpoints"] {
             var endpoints: Set<Endpoint> = []
             for element in try endpointsNode.sequence() {
@@ -175,5 +176,33 @@ public enum ConfigLoader {
             model.endpoints = endpoints
         }
         return model
+    }
+
+    /// `{input: "0.04", output: "0.04"}` per 1K tokens, `{second: "0.015", max_seconds: 300}` or
+    /// `{request: "0.01"}`; amounts are decimal strings (numbers are accepted too) parsed exactly.
+    static func readPrice(_ node: ConfigNode) throws(ConfigError) -> (Price, Int) {
+        let fields = try node.fields(["input", "output", "second", "max_seconds", "request"])
+        func amount(_ key: String) throws(ConfigError) -> Int64? {
+            guard let value = fields[key] else { return nil }
+            guard let nanos = Price.nanos(try value.string()) else {
+                throw value.error("expected a non-negative decimal amount with at most 9 decimals, such as \"0.042\"")
+            }
+            return nanos
+        }
+        let input = try amount("input")
+        let output = try amount("output")
+        let second = try amount("second")
+        let request = try amount("request")
+        let kinds = [input != nil || output != nil, second != nil, request != nil].filter { $0 }.count
+        guard kinds == 1 else {
+            throw node.error("give either input/output (per 1K tokens), second (per second) or request (per request)")
+        }
+        let maxSeconds = try fields["max_seconds"]?.int(in: 1...86_400) ?? 300
+        if fields["max_seconds"] != nil && second == nil {
+            throw fields["max_seconds"].map { $0.error("only used with a per-second price") } ?? node.error("")
+        }
+        if let second { return (.perSecond(second), maxSeconds) }
+        if let request { return (.perRequest(request), maxSeconds) }
+        return (.tokens(inputPer1K: input ?? 0, outputPer1K: output ?? input ?? 0), maxSeconds)
     }
 }

@@ -5,18 +5,23 @@ import NIOCore
 import SwitchyardCore
 import SwitchyardUpstream
 
-/// Relays one inference request: validates it, resolves the model, rewrites only `model` (and
-/// what streaming needs), sends it upstream and returns the answer stamped with the gateway's
-/// identity, converting between streamed and whole answers where client and upstream differ.
+/// Relays one inference request: authenticates the caller, validates the body, resolves the model,
+/// takes a hold for the worst-case cost, rewrites only `model` (and what streaming needs), sends it
+/// upstream, returns the answer stamped with the gateway's identity — converting between streamed
+/// and whole answers where client and upstream differ — and settles the hold exactly once.
 struct Relay: Sendable {
     let catalog: Catalog
     let providers: Providers
     let connections: ClientConnections
+    let billing: Billing
     let maxBodyBytes: Int
 
     func handle(_ endpoint: Endpoint, request: Request, context: GatewayRequestContext) async throws -> Response {
+        let arrivedAt = ContinuousClock.now
+        let caller = try await billing.authenticator.authenticate(request.bearerToken)
         let inference = try InferenceRequest(endpoint: endpoint, bytes: try await readBody(request))
         guard let model = catalog.model(named: inference.model) else { throw GatewayError.modelNotFound(inference.model) }
+        guard caller.mayUse(model) else { throw GatewayError.modelNotAllowed(inference.model) }
         guard model.endpoints.contains(endpoint) else {
             throw GatewayError.unsupported(
                 "The model '\(model.name)' does not support \(endpoint.path.dropFirst()).", param: "model")
@@ -26,55 +31,21 @@ struct Relay: Sendable {
         let deployment = model.deployments[0]
         guard let provider = providers[deployment.provider] else { throw GatewayError.internalError }
         let plan = RelayPlan(inference: inference, model: model, deployment: deployment, provider: provider.config)
-        let client = connections.connection(for: context.channel)
-        let logger = context.logger
-        let providerName = provider.config.name
-
-        let upstream: UpstreamResponse
+        let ticket = try await billing.admit(
+            plan: plan, inference: inference, model: model, caller: caller, arrivedAt: arrivedAt, logger: context.logger)
+        let exchange = Exchange(
+            plan: plan, inference: inference, provider: provider, ticket: ticket,
+            client: connections.connection(for: context.channel), logger: context.logger)
         do {
-            upstream = try await untilClientGone(client) { try await provider.send(plan.upstream, logger: logger) }
+            return try await exchange.run()
         } catch {
-            throw UpstreamFailure.gatewayError(error, provider: providerName)
-        }
-        guard (200..<300).contains(upstream.status) else {
-            guard case .complete(let body) = upstream.body else { throw GatewayError.internalError }
-            throw UpstreamFailure.fromStatus(upstream.status, body: body, headers: upstream.headers, provider: providerName)
-        }
-
-        switch (inference.stream, upstream.body) {
-        case (false, .complete(let bytes)):
-            var object = try Self.parseObject(bytes, provider: providerName)
-            plan.identity.stamp(&object, endpoint: endpoint)
-            return Self.json(object)
-
-        case (false, .events(let events)):
-            let object = try await aggregate(events, plan: plan, client: client, provider: providerName)
-            return Self.json(object)
-
-        case (true, .complete(let bytes)):
-            let object = try Self.parseObject(bytes, provider: providerName)
-            let chunks = StreamSynthesizer.chunks(
-                from: object, endpoint: endpoint, identity: plan.identity, includeUsage: inference.includeUsage)
-            return Self.eventStream { writer in
-                for chunk in chunks { try await writer.write(ByteBuffer(bytes: SSE.event(chunk))) }
-                try await writer.write(ByteBuffer(bytes: SSE.done))
-            }
-
-        case (true, .events(let events)):
-            // The first event is awaited before the status is sent: an upstream that fails before
-            // producing anything gets an honest HTTP error instead of a 200 with an error inside.
-            let first: [UInt8]?
-            do {
-                first = try await untilClientGone(client) { try await events.next() }
-            } catch {
-                events.cancel()
-                throw UpstreamFailure.gatewayError(error, provider: providerName)
-            }
-            let relay = StreamRelay(identity: plan.identity, endpoint: endpoint, clientWantsUsage: inference.includeUsage)
-            return Self.eventStream { writer in
-                try await Self.pipe(
-                    events, first: first, relay: relay, client: client, provider: providerName, into: &writer)
-            }
+            let failure = (error as? GatewayError) ?? UpstreamFailure.gatewayError(error, provider: provider.config.name)
+            let gone = error is CancellationError || exchange.client?.isGone == true
+            await ticket.settle(
+                .init(
+                    status: gone ? "client_closed" : "failed", endReason: gone ? "client_closed" : failure.code ?? "error",
+                    httpStatus: gone ? 499 : failure.httpStatus, charge: false))
+            throw failure
         }
     }
 
@@ -85,91 +56,14 @@ struct Relay: Sendable {
         do {
             let buffer = try await request.body.collect(upTo: maxBodyBytes)
             return Array(buffer.readableBytesView)
-        } catch let error as NIOTooManyBytesError {
-            _ = error
+        } catch is NIOTooManyBytesError {
             throw GatewayError.bodyTooLarge(limit: maxBodyBytes)
         }
     }
 
-    /// Streams events to the client as they arrive. Ends with `[DONE]` only when the upstream
-    /// finished; an upstream failure becomes a final error event, so a client never mistakes a cut
-    /// answer for a whole one.
-    static func pipe(
-        _ events: UpstreamEvents,
-        first: [UInt8]?,
-        relay: StreamRelay,
-        client: ClientConnection?,
-        provider: String,
-        into writer: inout any ResponseBodyWriter
-    ) async throws {
-        var relay = relay
-        let registration = client?.onGone { events.cancel() }
-        defer { registration?.cancel() }
-        var next = first
-        var finished = first == nil
-        do {
-            while let payload = next {
-                switch try relay.relay(payload) {
-                case .forward(let bytes):
-                    try await writer.write(ByteBuffer(bytes: bytes))
-                case .drop:
-                    break
-                case .upstreamError(let error):
-                    events.cancel()
-                    try await writer.write(ByteBuffer(bytes: SSE.errorEvent(error)))
-                    return
-                }
-                next = try await events.next()
-                finished = next == nil
-            }
-        } catch is CancellationError {
-            events.cancel()
-            throw CancellationError()
-        } catch {
-            events.cancel()
-            if client?.isGone == true { throw error }
-            let failure = UpstreamFailure.gatewayError(error, provider: provider)
-            try await writer.write(ByteBuffer(bytes: SSE.errorEvent(failure.errorObject)))
-            return
-        }
-        if finished { try await writer.write(ByteBuffer(bytes: SSE.done)) }
-    }
-
-    private func aggregate(_ events: UpstreamEvents, plan: RelayPlan, client: ClientConnection?, provider: String)
-        async throws -> JSONObject
-    {
-        let endpoint = plan.upstream.endpoint
-        let identity = plan.identity
-        do {
-            return try await untilClientGone(client) {
-                var aggregator = StreamAggregator(endpoint: endpoint)
-                while let payload = try await events.next() {
-                    guard case .object(let chunk) = try? JSONValue.parse(payload) else {
-                        throw UpstreamError.invalidResponse("a stream event is not a JSON object")
-                    }
-                    if let error = chunk["error"]?.objectValue {
-                        throw GatewayError.upstreamBroken(provider, error["message"]?.stringValue ?? "error event")
-                    }
-                    aggregator.add(chunk)
-                }
-                return aggregator.response(identity: identity)
-            }
-        } catch {
-            events.cancel()
-            throw UpstreamFailure.gatewayError(error, provider: provider)
-        }
-    }
-
-    static func parseObject(_ bytes: [UInt8], provider: String) throws -> JSONObject {
-        guard case .object(let object) = try? JSONValue.parse(bytes) else {
-            throw GatewayError.upstreamBroken(provider, "its answer is not a JSON object")
-        }
-        return object
-    }
-
-    static func json(_ object: JSONObject) -> Response {
+    static func json(_ object: JSONObject, status: HTTPResponse.Status = .ok) -> Response {
         Response(
-            status: .ok,
+            status: status,
             headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: object.serialized()))
         )
@@ -187,10 +81,21 @@ struct Relay: Sendable {
     }
 }
 
+extension Request {
+    /// The key from `Authorization: Bearer …`.
+    var bearerToken: String? {
+        guard let header = headers[.authorization] else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return parts[1].trimmingCharacters(in: .whitespaces)
+    }
+}
+
 /// What one request becomes on its way upstream.
 struct RelayPlan: Sendable {
     let upstream: UpstreamRequest
     let identity: ResponseIdentity
+    let deployment: String
 
     init(inference: InferenceRequest, model: ModelConfig, deployment: ModelConfig.Deployment, provider: ProviderConfig) {
         var body = inference.body
@@ -215,5 +120,6 @@ struct RelayPlan: Sendable {
         }
         upstream = UpstreamRequest(endpoint: endpoint, body: body, stream: stream)
         identity = .make(for: endpoint, model: model.name, created: Int(Date().timeIntervalSince1970))
+        self.deployment = "\(provider.name)/\(deployment.model)"
     }
 }

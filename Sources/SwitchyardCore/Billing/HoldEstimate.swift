@@ -1,0 +1,47 @@
+/// The worst case a request can cost, reserved from the balance before it is sent.
+public enum HoldEstimate {
+    /// An upper bound of the prompt's tokens: its UTF-8 bytes (a byte-level BPE token covers at least
+    /// one byte) plus a little framing per message, never more than the context window.
+    public static func promptTokens(_ request: InferenceRequest, context: Int?) -> Int {
+        var bytes = 0
+        switch request.endpoint {
+        case .chatCompletions:
+            for message in request.body["messages"]?.arrayValue ?? [] { bytes += 8 + textBytes(message["content"]) }
+        case .completions: bytes = textBytes(request.body["prompt"])
+        case .embeddings: bytes = textBytes(request.body["input"])
+        }
+        let bound = max(1, bytes)
+        return context.map { min($0, bound) } ?? bound
+    }
+
+    /// The most completion tokens the request can produce: `max_completion_tokens` / `max_tokens`,
+    /// else the model's output cap, else what the context window leaves; times `n`.
+    public static func completionTokens(_ request: InferenceRequest, model: ModelConfig) -> Int {
+        guard request.endpoint != .embeddings else { return 0 }
+        let asked = request.body["max_completion_tokens"]?.intValue ?? request.body["max_tokens"]?.intValue
+        let estimate = TokenEstimate.prompt(of: request.body, endpoint: request.endpoint)
+        let room = model.context.map { max(1, $0 - estimate) }
+        let perChoice = [asked, model.maxOutputTokens, room].compactMap { $0 }.min() ?? 4096
+        let choices = max(1, request.body["n"]?.intValue ?? 1)
+        return perChoice * choices
+    }
+
+    public static func hold(for request: InferenceRequest, model: ModelConfig, multiplierPPM: Int64) -> Money {
+        model.price.cost(
+            promptTokens: promptTokens(request, context: model.context),
+            completionTokens: completionTokens(request, model: model),
+            generationMillis: Int64(model.maxSeconds) * 1000,
+            multiplierPPM: multiplierPPM
+        )
+    }
+
+    private static func textBytes(_ value: JSONValue?) -> Int {
+        switch value {
+        case .string(let text)?: return text.utf8.count
+        case .array(let items)?: return items.reduce(0) { $0 + textBytes($1) + 1 }
+        case .object(let object)?: return object.members.reduce(0) { $0 + textBytes($1.value) }
+        case .number?: return 1
+        default: return 0
+        }
+    }
+}

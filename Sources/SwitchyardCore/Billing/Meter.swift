@@ -1,0 +1,33 @@
+/// What a request consumed, gathered while it runs, and what it costs when it ends. Usage the
+/// upstream reported wins; otherwise prompt and relayed output are estimated, and marked so.
+public struct Meter: Sendable, Equatable {
+    public var reported: Usage?
+    /// Output actually delivered to the client (or assembled for it): chunks and their text bytes.
+    public var outputChunks = 0
+    public var outputBytes = 0
+    /// Estimated prompt tokens, used only when the upstream reports none.
+    public var promptEstimate: Int
+
+    public init(promptEstimate: Int) {
+        self.promptEstimate = promptEstimate
+    }
+
+    public var deliveredOutput: Bool { outputChunks > 0 || (reported?.completionTokens ?? 0) > 0 }
+
+    /// Tokens relayed, when the upstream did not say: one per output chunk (token-streaming engines
+    /// send one token a chunk) or four bytes a token, whichever is more.
+    public var estimatedCompletion: Int { max(outputChunks, (outputBytes + 3) / 4) }
+
+    public mutating func record(output text: String) {
+        outputChunks += 1
+        outputBytes += text.utf8.count
+    }
+
+    /// The usage to bill: `(prompt, completion, source)`. With `charge` false (nothing reached the
+    /// client) it is zero.
+    public func billable(charge: Bool) -> (prompt: Int, completion: Int, source: LedgerSettlement.UsageSource) {
+        guard charge else { return (0, 0, .none) }
+        if let reported { return (reported.promptTokens, reported.completionTokens, .reported) }
+        return (promptEstimate, estimatedCompletion, .estimated)
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import SwitchyardCore
+
+/// Account and key administration, shared by the admin API and the CLI.
+public struct Accounts: Sendable {
+    let store: any BillingStore
+    /// Told about revocations and account changes so that cached lookups are dropped at once.
+    let authenticator: Authenticator?
+
+    public init(store: any BillingStore) {
+        self.store = store
+        self.authenticator = nil
+    }
+
+    init(store: any BillingStore, authenticator: Authenticator?) {
+        self.store = store
+        self.authenticator = authenticator
+    }
+
+    static var now: Int64 { Int64(Date().timeIntervalSince1970) }
+
+    /// A new account; its id is `id` when given (the seed's `openid`), else generated.
+    public func createAccount(
+        id: String?, name: String, balance: Money, multiplierPPM: Int64 = 1_000_000, models: [String]? = nil,
+        status: Account.Status = .active
+    ) async throws -> Account {
+        if let id { try Self.validateID(id) }
+        let account = Account(
+            id: id ?? Secrets.newID(prefix: "acct_"), name: name, balance: balance, multiplierPPM: multiplierPPM,
+            status: status, models: models, createdAt: Self.now)
+        do {
+            try await store.createAccount(account)
+        } catch BillingStoreError.conflict {
+            throw GatewayError(
+                status: 409, message: "An account with id '\(account.id)' exists already.", type: "invalid_request_error",
+                param: "id", code: "conflict")
+        }
+        return account
+    }
+
+    public func updateAccount(id: String, _ patch: AccountPatch) async throws -> Account {
+        guard let account = try await store.updateAccount(id: id, patch) else { throw GatewayError.accountNotFound(id) }
+        authenticator?.forget(accountID: id)
+        return account
+    }
+
+    public func account(id: String) async throws -> Account {
+        guard let account = try await store.account(id: id) else { throw GatewayError.accountNotFound(id) }
+        return account
+    }
+
+    /// A new key; the secret is returned here and never again.
+    public func createKey(accountID: String, label: String, models: [String]?, expiresAt: Int64?) async throws -> (
+        key: APIKey, secret: String
+    ) {
+        let secret = Secrets.newKey(prefix: "sk-sy-")
+        let key = APIKey(
+            id: Secrets.newID(prefix: "key_"), accountID: accountID, hash: Secrets.hash(secret),
+            prefix: String(secret.prefix(10)), label: label, models: models, expiresAt: expiresAt, createdAt: Self.now)
+        do {
+            try await store.createKey(key)
+        } catch BillingStoreError.notFound {
+            throw GatewayError.accountNotFound(accountID)
+        }
+        return (key, secret)
+    }
+
+    public func revokeKey(id: String) async throws {
+        guard try await store.revokeKey(id: id, at: Self.now) else {
+            throw GatewayError(
+                status: 404, message: "No key with id '\(id)'.", type: "invalid_request_error", code: "not_found")
+        }
+        authenticator?.forget(keyID: id)
+    }
+
+    public func addCredit(accountID: String, amount: Money, reason: String, idempotencyKey: String?) async throws -> (
+        account: Account, applied: Bool
+    ) {
+        switch try await store.addCredit(
+            accountID: accountID, amount: amount, reason: reason, idempotencyKey: idempotencyKey, at: Self.now)
+        {
+        case .applied(let account): return (account, true)
+        case .duplicate(let account): return (account, false)
+        case .accountNotFound: throw GatewayError.accountNotFound(accountID)
+        }
+    }
+
+    static func validateID(_ id: String) throws {
+        let allowed = id.unicodeScalars.allSatisfy {
+            CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_" || $0 == "."
+        }
+        guard !id.isEmpty, id.count <= 64, allowed else {
+            throw GatewayError.invalidValue("id", "Account ids are 1–64 letters, digits, '-', '_' or '.'.")
+        }
+    }
+}
+
+extension GatewayError {
+    static func accountNotFound(_ id: String) -> GatewayError {
+        GatewayError(status: 404, message: "No account with id '\(id)'.", type: "invalid_request_error", code: "not_found")
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Synchronization
+import SwitchyardCore
+
+/// Who is calling: the key and its account.
+struct Caller: Sendable {
+    var key: APIKey
+    var account: Account
+
+    /// Whether this caller may use the model, by the key's and the account's allow-lists.
+    func mayUse(_ model: ModelConfig) -> Bool {
+        let names = [model.name] + model.aliases
+        func allows(_ list: [String]?) -> Bool { list.map { allowed in names.contains(where: allowed.contains) } ?? true }
+        return allows(key.models) && allows(account.models)
+    }
+}
+
+/// Turns a presented key into a `Caller`, or the OpenAI error for why not. Lookups are cached for a
+/// few seconds so a busy key does not cost a database query per request; revoking a key or changing
+/// an account through this process drops its entries at once (other replicas see it within the TTL).
+final class Authenticator: Sendable {
+    private struct Entry {
+        var key: APIKey
+        var account: Account
+        var fetched: ContinuousClock.Instant
+    }
+
+    private let store: any BillingStore
+    private let ttl: Duration
+    private let cache = Mutex<[[UInt8]: Entry]>([:])
+
+    init(store: any BillingStore, ttl: Duration = .seconds(5)) {
+        self.store = store
+        self.ttl = ttl
+    }
+
+    func authenticate(_ presented: String?) async throws -> Caller {
+        guard let presented, !presented.isEmpty else {
+            throw GatewayError.invalidAPIKey(
+                "You didn't provide an API key. Provide it as 'Authorization: Bearer YOUR_KEY'.")
+        }
+        let digest = Secrets.hash(presented)
+        let now = ContinuousClock.now
+        var found = cache.withLock { cache -> (APIKey, Account)? in
+            guard let entry = cache[digest], now - entry.fetched < ttl else { return nil }
+            return (entry.key, entry.account)
+        }
+        if found == nil, let record = try await store.key(hash: digest) {
+            found = (record.key, record.account)
+            cache.withLock { cache in
+                if cache.count > 100_000 { cache.removeAll() }
+                cache[digest] = Entry(key: record.key, account: record.account, fetched: now)
+            }
+        }
+        guard let (key, account) = found, Secrets.constantTimeEqual(key.hash, digest) else {
+            throw GatewayError.invalidAPIKey("Incorrect API key provided.")
+        }
+        let seconds = Int64(Date().timeIntervalSince1970)
+        if key.revokedAt != nil { throw GatewayError.invalidAPIKey("This API key has been revoked.") }
+        if let expiry = key.expiresAt, expiry <= seconds { throw GatewayError.invalidAPIKey("This API key has expired.") }
+        if account.status != .active {
+            throw GatewayError(
+                status: 403, message: "The account '\(account.id)' is suspended.", type: "invalid_request_error",
+                code: "account_suspended")
+        }
+        return Caller(key: key, account: account)
+    }
+
+    func forget(keyID: String) {
+        cache.withLock { cache in cache = cache.filter { $0.value.key.id != keyID } }
+    }
+
+    func forget(accountID: String) {
+        cache.withLock { cache in cache = cache.filter { $0.value.account.id != accountID } }
+    }
+}
+
+extension GatewayError {
+    static func invalidAPIKey(_ message: String) -> GatewayError {
+        GatewayError(status: 401, message: message, type: "invalid_request_error", code: "invalid_api_key")
+    }
+
+    static func modelNotAllowed(_ model: String) -> GatewayError {
+        GatewayError(
+            status: 403, message: "This key is not allowed to use the model '\(model)'.",
+            type: "invalid_request_error", param: "model", code: "model_not_allowed")
+    }
+
+    static func insufficientQuota(needed: Money, available: Money) -> GatewayError {
+        GatewayError(
+            status: 402,
+            message:
+                "Insufficient balance: this request may cost up to \(needed) and \(available) is available. "
+                + "Top up the account or lower max_tokens.",
+            type: "insufficient_quota", code: "insufficient_quota")
+    }
+}

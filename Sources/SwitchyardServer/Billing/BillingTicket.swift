@@ -1,0 +1,139 @@
+import Foundation
+import Logging
+import Synchronization
+import SwitchyardCore
+
+/// One admitted request's hold, from admission to settlement. The relay records what happens
+/// (upstream sent, first output, usage, output relayed) and ends it with `settle`, which runs once;
+/// a ticket dropped without being settled (a path nobody foresaw) settles itself as failed, so a hold
+/// is never stranded.
+final class BillingTicket: Sendable {
+    struct Outcome: Sendable {
+        var status: String
+        var endReason: String
+        var httpStatus: Int
+        /// Whether the caller received anything worth paying for.
+        var charge: Bool
+    }
+
+    private struct State {
+        var meter: Meter
+        var sentAt: ContinuousClock.Instant?
+        var firstOutputAt: ContinuousClock.Instant?
+        var lastByteAt: ContinuousClock.Instant?
+        var settled = false
+    }
+
+    let open: LedgerOpen
+    private let store: any BillingStore
+    private let price: Price
+    private let maxSeconds: Int
+    private let multiplierPPM: Int64
+    private let arrivedAt: ContinuousClock.Instant
+    private let logger: Logger
+    private let state: Mutex<State>
+
+    init(
+        open: LedgerOpen, store: any BillingStore, model: ModelConfig, multiplierPPM: Int64, promptEstimate: Int,
+        arrivedAt: ContinuousClock.Instant, logger: Logger
+    ) {
+        self.open = open
+        self.store = store
+        self.price = model.price
+        self.maxSeconds = model.maxSeconds
+        self.multiplierPPM = multiplierPPM
+        self.arrivedAt = arrivedAt
+        self.logger = logger
+        self.state = Mutex(State(meter: Meter(promptEstimate: promptEstimate)))
+    }
+
+    deinit {
+        guard let settlement = state.withLock({ state -> LedgerSettlement? in
+            guard !state.settled else { return nil }
+            state.settled = true
+            return makeSettlement(
+                state, Outcome(status: "failed", endReason: "abandoned", httpStatus: 500, charge: state.meter.deliveredOutput))
+        }) else { return }
+        let store = self.store
+        let logger = self.logger
+        Task { await Self.write(settlement, to: store, logger: logger) }
+    }
+
+    func markSent() {
+        state.withLock { $0.sentAt = .now }
+    }
+
+    /// Metering from a stream or an assembled answer, replacing what was recorded before.
+    func record(usage: Usage?, outputChunks: Int, outputBytes: Int) {
+        state.withLock { state in
+            let now = ContinuousClock.now
+            if state.firstOutputAt == nil && outputChunks > 0 { state.firstOutputAt = now }
+            state.lastByteAt = now
+            if let usage { state.meter.reported = usage }
+            state.meter.outputChunks = outputChunks
+            state.meter.outputBytes = outputBytes
+        }
+    }
+
+    func markFirstOutput() {
+        state.withLock { state in
+            if state.firstOutputAt == nil { state.firstOutputAt = .now }
+        }
+    }
+
+    /// Captures the cost and releases the hold; later calls do nothing. Returns what was captured.
+    @discardableResult
+    func settle(_ outcome: Outcome) async -> Money? {
+        guard let settlement = state.withLock({ state -> LedgerSettlement? in
+            guard !state.settled else { return nil }
+            state.settled = true
+            if state.lastByteAt == nil { state.lastByteAt = .now }
+            return makeSettlement(state, outcome)
+        }) else { return nil }
+        return await Self.write(settlement, to: store, logger: logger)
+    }
+
+    private func makeSettlement(_ state: State, _ outcome: Outcome) -> LedgerSettlement {
+        let usage = state.meter.billable(charge: outcome.charge)
+        let sent = state.sentAt ?? arrivedAt
+        let last = state.lastByteAt ?? .now
+        let generation = min(Self.millis(last - sent), Int64(maxSeconds) * 1000)
+        let cost = outcome.charge
+            ? price.cost(
+                promptTokens: usage.prompt, completionTokens: usage.completion, generationMillis: generation,
+                multiplierPPM: multiplierPPM)
+            : .zero
+        return LedgerSettlement(
+            requestID: open.requestID, accountID: open.accountID, hold: open.hold, cost: min(cost, Money(micros: .max)),
+            status: outcome.status, endReason: outcome.endReason, httpStatus: outcome.httpStatus,
+            promptTokens: usage.prompt, completionTokens: usage.completion, usageSource: usage.source,
+            queueMillis: Self.millis(sent - arrivedAt), loadMillis: 0,
+            firstTokenMillis: state.firstOutputAt.map { Self.millis($0 - sent) },
+            generationMillis: Self.millis(last - sent),
+            finishedAt: Int64(Date().timeIntervalSince1970 * 1000)
+        )
+    }
+
+    /// A failed write is retried briefly; if the database stays away the row stays `running` and the
+    /// next start releases it (`recoverInterrupted`), so the hold is not lost for good.
+    @discardableResult
+    private static func write(_ settlement: LedgerSettlement, to store: any BillingStore, logger: Logger) async -> Money? {
+        for attempt in 1...3 {
+            do {
+                // A task of its own: the request's task may be cancelled (client gone, shutdown), and
+                // settling must not be cancelled with it.
+                return try await Task { try await store.settle(settlement) }.value
+            } catch {
+                logger.error(
+                    "settlement failed", metadata: ["request.id": "\(settlement.requestID)", "attempt": "\(attempt)"])
+                try? await Task.sleep(for: .milliseconds(50 * attempt))
+            }
+        }
+        return nil
+    }
+
+    static func millis(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+    }
+}

@@ -1,0 +1,40 @@
+import Hummingbird
+import NIOCore
+import SwitchyardCore
+
+/// What a key holder may read of their own account: `GET /v1/account`, `GET /v1/usage`, and the seed
+/// service's balance query `GET /api_user/info?openid=KEY&type=json`.
+struct AccountController: Sendable {
+    let authenticator: Authenticator
+    let store: any BillingStore
+
+    func addRoutes(to router: Router<GatewayRequestContext>) {
+        router.get("v1/account") { request, _ in
+            try await describe(try await authenticator.authenticate(request.bearerToken))
+        }
+        router.get("v1/usage") { request, _ in
+            let caller = try await authenticator.authenticate(request.bearerToken)
+            return try await UsageListing(store: store).respond(request, accountID: caller.account.id)
+        }
+        router.get("api_user/info") { request, _ in
+            let key = request.uri.queryParameters.get("openid") ?? request.bearerToken
+            let response = try await describe(try await authenticator.authenticate(key))
+            guard request.uri.queryParameters.get("type") != "json" else { return response }
+            let account = try await store.account(id: try await authenticator.authenticate(key).account.id)
+            let text = account.map {
+                "account \($0.id) (\($0.name)): balance \($0.balance), held \($0.held), available \($0.available)\n"
+            } ?? ""
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+    }
+
+    /// The account as it is now (balance and holds read fresh, not from the key cache), with the key.
+    private func describe(_ caller: Caller) async throws -> Response {
+        let account = try await store.account(id: caller.account.id) ?? caller.account
+        var object = BillingJSON.account(account)
+        object["key"] = .object(BillingJSON.key(caller.key))
+        return Relay.json(object)
+    }
+}

@@ -1,0 +1,165 @@
+import Hummingbird
+import Logging
+import NIOCore
+import SwitchyardCore
+
+/// One admitted request's exchange with its upstream, along one of four paths: whole → whole,
+/// stream → whole (assembled), whole → stream (synthesised), stream → stream (relayed chunk by
+/// chunk). Every path ends by settling the ticket; errors before the client got anything are thrown
+/// (and settled by the caller with no charge).
+struct Exchange: Sendable {
+    let plan: RelayPlan
+    let inference: InferenceRequest
+    let provider: any Provider
+    let ticket: BillingTicket
+    let client: ClientConnection?
+    let logger: Logger
+
+    var providerName: String { provider.config.name }
+    var endpoint: Endpoint { inference.endpoint }
+
+    func run() async throws -> Response {
+        let provider = self.provider
+        let upstreamRequest = plan.upstream
+        let logger = self.logger
+        ticket.markSent()
+        let upstream: UpstreamResponse
+        do {
+            upstream = try await untilClientGone(client) { try await provider.send(upstreamRequest, logger: logger) }
+        } catch {
+            throw UpstreamFailure.gatewayError(error, provider: providerName)
+        }
+        guard (200..<300).contains(upstream.status) else {
+            guard case .complete(let body) = upstream.body else { throw GatewayError.internalError }
+            throw UpstreamFailure.fromStatus(upstream.status, body: body, headers: upstream.headers, provider: providerName)
+        }
+
+        switch (inference.stream, upstream.body) {
+        case (false, .complete(let bytes)):
+            var object = try parseObject(bytes)
+            try await settleWhole(object)
+            plan.identity.stamp(&object, endpoint: endpoint)
+            return Relay.json(object)
+
+        case (false, .events(let events)):
+            return Relay.json(try await aggregate(events))
+
+        case (true, .complete(let bytes)):
+            let object = try parseObject(bytes)
+            try await settleWhole(object)
+            let chunks = StreamSynthesizer.chunks(
+                from: object, endpoint: endpoint, identity: plan.identity, includeUsage: inference.includeUsage)
+            return Relay.eventStream { writer in
+                for chunk in chunks { try await writer.write(ByteBuffer(bytes: SSE.event(chunk))) }
+                try await writer.write(ByteBuffer(bytes: SSE.done))
+            }
+
+        case (true, .events(let events)):
+            // The first event is awaited before the status is sent: an upstream that fails before
+            // producing anything gets an honest HTTP error instead of a 200 with an error inside.
+            let first: [UInt8]?
+            do {
+                first = try await untilClientGone(client) { try await events.next() }
+            } catch {
+                events.cancel()
+                throw UpstreamFailure.gatewayError(error, provider: providerName)
+            }
+            let exchange = self
+            return Relay.eventStream { writer in
+                try await exchange.pipe(events, first: first, into: &writer)
+            }
+        }
+    }
+
+    private func parseObject(_ bytes: [UInt8]) throws -> JSONObject {
+        guard case .object(let object) = try? JSONValue.parse(bytes) else {
+            throw GatewayError.upstreamBroken(providerName, "its answer is not a JSON object")
+        }
+        return object
+    }
+
+    private func settleWhole(_ object: JSONObject) async throws {
+        let bytes = OutputMeasure.bytes(ofResponse: object)
+        ticket.record(usage: Usage(object["usage"]), outputChunks: bytes > 0 ? 1 : 0, outputBytes: bytes)
+        let reason = object["choices"]?.arrayValue?.first?["finish_reason"]?.stringValue ?? "stop"
+        await ticket.settle(.init(status: "completed", endReason: reason, httpStatus: 200, charge: true))
+    }
+
+    private func aggregate(_ events: UpstreamEvents) async throws -> JSONObject {
+        let endpoint = self.endpoint
+        let identity = plan.identity
+        let ticket = self.ticket
+        let providerName = self.providerName
+        let object: JSONObject
+        let finishReason: String
+        do {
+            (object, finishReason) = try await untilClientGone(client) {
+                var aggregator = StreamAggregator(endpoint: endpoint)
+                while let payload = try await events.next() {
+                    guard case .object(let chunk) = try? JSONValue.parse(payload) else {
+                        throw UpstreamError.invalidResponse("a stream event is not a JSON object")
+                    }
+                    if let error = chunk["error"]?.objectValue {
+                        throw GatewayError.upstreamBroken(providerName, error["message"]?.stringValue ?? "error event")
+                    }
+                    aggregator.add(chunk)
+                    ticket.record(
+                        usage: aggregator.usage, outputChunks: aggregator.outputChunks, outputBytes: aggregator.outputBytes)
+                }
+                return (aggregator.response(identity: identity), aggregator.finishReason ?? "stop")
+            }
+        } catch {
+            events.cancel()
+            throw UpstreamFailure.gatewayError(error, provider: providerName)
+        }
+        await ticket.settle(.init(status: "completed", endReason: finishReason, httpStatus: 200, charge: true))
+        return object
+    }
+
+    /// Streams events to the client as they arrive. Ends with `[DONE]` only when the upstream
+    /// finished; an upstream failure becomes a final error event, so a client never mistakes a cut
+    /// answer for a whole one. Whatever happens, the ticket is settled for what was relayed.
+    func pipe(_ events: UpstreamEvents, first: [UInt8]?, into writer: inout any ResponseBodyWriter) async throws {
+        var relay = StreamRelay(identity: plan.identity, endpoint: endpoint, clientWantsUsage: inference.includeUsage)
+        let registration = client?.onGone { events.cancel() }
+        defer { registration?.cancel() }
+        var next = first
+        var finished = first == nil
+        var outcome = BillingTicket.Outcome(status: "completed", endReason: "stop", httpStatus: 200, charge: true)
+        do {
+            loop: while let payload = next {
+                let action = try relay.relay(payload)
+                ticket.record(usage: relay.usage, outputChunks: relay.outputChunks, outputBytes: relay.outputBytes)
+                switch action {
+                case .forward(let bytes):
+                    try await writer.write(ByteBuffer(bytes: bytes))
+                case .drop:
+                    break
+                case .upstreamError(let error):
+                    events.cancel()
+                    outcome = .init(status: "failed", endReason: "upstream_error", httpStatus: 200, charge: true)
+                    try await writer.write(ByteBuffer(bytes: SSE.errorEvent(error)))
+                    break loop
+                }
+                next = try await events.next()
+                finished = next == nil
+            }
+            if finished {
+                outcome.endReason = relay.finishReason ?? "stop"
+                try await writer.write(ByteBuffer(bytes: SSE.done))
+            }
+        } catch {
+            events.cancel()
+            if error is CancellationError || client?.isGone == true {
+                outcome = .init(status: "client_closed", endReason: "client_closed", httpStatus: 200, charge: true)
+            } else {
+                let failure = UpstreamFailure.gatewayError(error, provider: providerName)
+                outcome = .init(status: "failed", endReason: failure.code ?? "upstream_error", httpStatus: 200, charge: true)
+                try? await writer.write(ByteBuffer(bytes: SSE.errorEvent(failure.errorObject)))
+            }
+        }
+        outcome.charge = relay.outputChunks > 0 || relay.usage != nil
+        await ticket.settle(outcome)
+        if outcome.status == "client_closed" { throw CancellationError() }
+    }
+}

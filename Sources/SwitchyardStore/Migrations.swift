@@ -1,0 +1,122 @@
+import Foundation
+import Logging
+import SQLKit
+
+/// The schema, as numbered steps applied in order and recorded in `schema_migrations`. Steps are
+/// append-only: once released, a step never changes; a later step alters what it made.
+enum Migrations {
+    struct Step: Sendable {
+        var version: Int
+        var statements: @Sendable (StoreBackend) -> [String]
+    }
+
+    static let steps: [Step] = [
+        Step(version: 1, statements: initialSchema)
+    ]
+
+    /// Serialises migrations of gateway replicas starting together (an arbitrary constant).
+    static let postgresLockKey: Int64 = 0x5377_6974_6368_7964
+
+    /// Applies the missing steps in one transaction, so a failure leaves the schema as it was.
+    static func migrate(_ runner: any TransactionRunner, logger: Logger) async throws {
+        let backend = runner.backend
+        try await runner.transaction { database in
+            if backend == .postgres {
+                // Before anything else: even CREATE TABLE IF NOT EXISTS races with itself there.
+                try await database.raw("SELECT pg_advisory_xact_lock(\(bind: postgresLockKey))").run()
+            }
+            try await database.raw(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
+            ).run()
+            let applied = Set(
+                try await database.raw("SELECT version FROM schema_migrations").all().map {
+                    try $0.decode(column: "version", as: Int.self)
+                }
+            )
+            for step in steps where !applied.contains(step.version) {
+                for statement in step.statements(backend) {
+                    try await database.raw(SQLQueryString(statement)).run()
+                }
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                try await database.raw(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (\(bind: step.version), \(bind: now))"
+                ).run()
+                logger.debug("applied billing schema migration", metadata: ["version": "\(step.version)"])
+            }
+        }
+    }
+
+    /// Money in integer micro-units, times in unix seconds (accounts, keys, credits) or
+    /// milliseconds (ledger). The ledger never holds prompt or completion content.
+    private static func initialSchema(_ backend: StoreBackend) -> [String] {
+        [
+            """
+            CREATE TABLE accounts (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                balance_micros BIGINT NOT NULL,
+                held_micros BIGINT NOT NULL DEFAULT 0 CHECK (held_micros >= 0),
+                multiplier_ppm BIGINT NOT NULL,
+                status TEXT NOT NULL,
+                models TEXT,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL REFERENCES accounts (id),
+                hash \(backend.bytesType) NOT NULL UNIQUE,
+                prefix TEXT NOT NULL,
+                label TEXT NOT NULL,
+                models TEXT,
+                expires_at BIGINT,
+                revoked_at BIGINT,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX api_keys_account ON api_keys (account_id)",
+            """
+            CREATE TABLE credits (
+                id TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL REFERENCES accounts (id),
+                amount_micros BIGINT NOT NULL,
+                reason TEXT NOT NULL,
+                idempotency_key TEXT UNIQUE,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX credits_account ON credits (account_id, created_at)",
+            """
+            CREATE TABLE ledger (
+                request_id TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL REFERENCES accounts (id),
+                key_id TEXT NOT NULL,
+                end_user TEXT,
+                model TEXT NOT NULL,
+                deployment TEXT NOT NULL,
+                instance TEXT NOT NULL,
+                hold_micros BIGINT NOT NULL,
+                status TEXT NOT NULL,
+                end_reason TEXT,
+                http_status BIGINT,
+                prompt_tokens BIGINT NOT NULL DEFAULT 0,
+                completion_tokens BIGINT NOT NULL DEFAULT 0,
+                usage_source TEXT,
+                cost_micros BIGINT NOT NULL DEFAULT 0,
+                queue_ms BIGINT,
+                load_ms BIGINT,
+                first_token_ms BIGINT,
+                generation_ms BIGINT,
+                started_at BIGINT NOT NULL,
+                finished_at BIGINT
+            )
+            """,
+            "CREATE INDEX ledger_account_started ON ledger (account_id, started_at)",
+            "CREATE INDEX ledger_instance_status ON ledger (instance, status)",
+            // The all-accounts listing pages by time too.
+            "CREATE INDEX ledger_started ON ledger (started_at)",
+            "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ]
+    }
+}

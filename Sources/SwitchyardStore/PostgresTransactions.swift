@@ -1,0 +1,67 @@
+import Logging
+import NIOCore
+import PostgresKit
+import SQLKit
+
+/// PostgreSQL through a small connection pool. Each unit of work borrows one connection for its
+/// whole duration; READ COMMITTED suffices because every balance change is a row-locking UPDATE
+/// (or a `SELECT … FOR UPDATE`) that re-checks its condition after waiting for the lock.
+///
+/// `@unchecked`: AsyncKit's pool guards its state with a lock but predates Sendable annotations.
+final class PostgresTransactions: TransactionRunner, @unchecked Sendable {
+    /// Per event loop; on a two-core machine that makes four, plenty for short transactions.
+    static let connectionsPerEventLoop = 2
+
+    let backend = StoreBackend.postgres
+    private let pool: EventLoopGroupConnectionPool<PostgresConnectionSource>
+    private let logger: Logger
+
+    init(configuration: SQLPostgresConfiguration, logger: Logger, eventLoopGroup: any EventLoopGroup) {
+        self.pool = EventLoopGroupConnectionPool(
+            source: PostgresConnectionSource(sqlConfiguration: configuration),
+            maxConnectionsPerEventLoop: Self.connectionsPerEventLoop,
+            requestTimeout: .seconds(30),
+            logger: logger,
+            on: eventLoopGroup
+        )
+        self.logger = logger
+    }
+
+    func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await connection { connection in
+            do {
+                return try await inTransaction(connection.sql(queryLogLevel: nil), begin: "BEGIN", logger: self.logger, body)
+            } catch let abandoned as TransactionAbandoned {
+                // Back in the pool it would hand the next borrower a half-finished transaction.
+                try? await connection.close()
+                throw abandoned.cause
+            }
+        }
+    }
+
+    func read<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await connection { try await body($0.sql(queryLogLevel: nil)) }
+    }
+
+    /// Not `SQLDatabase.withSession`: PostgresKit's pooled database does not override it, so every
+    /// statement would take its own connection.
+    private func connection<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+        do {
+            return try await pool.withConnection(logger: logger) { connection in
+                connection.eventLoop.makeFutureWithTask { try await body(connection) }
+            }.get()
+        } catch ConnectionPoolError.shutdown {
+            throw SQLStoreError.closed
+        }
+    }
+
+    func shutdown() async {
+        do {
+            try await pool.shutdownAsync()
+        } catch ConnectionPoolError.shutdown {
+            // Already closed.
+        } catch {
+            logger.debug("closing the PostgreSQL pool failed", metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import Logging
+import NIOCore
+import PostgresKit
+import SQLKit
+import ServiceLifecycle
+import SwitchyardCore
+import Synchronization
+
+/// The `BillingStore` over SQL: one implementation for SQLite (a single file, one gateway) and
+/// PostgreSQL (shared by several replicas). Every method runs as one transaction.
+///
+/// As a `Service` it waits for graceful shutdown and then closes its connections, so register it
+/// before the services that use it: ServiceLifecycle shuts services down in reverse order.
+public final class SQLBillingStore: BillingStore, Service, Sendable {
+    let runner: any TransactionRunner
+    let logger: Logger
+    private let closing = Mutex<Task<Void, Never>?>(nil)
+
+    private init(runner: any TransactionRunner, logger: Logger) {
+        self.runner = runner
+        self.logger = logger
+    }
+
+    /// Opens the store named by the config's `database` string: `sqlite:PATH` (the file is created
+    /// when missing) or `postgres://user:pass@host:port/db` (also `postgresql://`). Postgres
+    /// connections are made on first use; call `migrate()` before anything else.
+    public static func open(url: String, logger: Logger, eventLoopGroup: any EventLoopGroup) async throws -> SQLBillingStore {
+        switch try StoreLocation(url: url) {
+        case .sqlite(let path):
+            let runner = try await SQLiteTransactions.open(path: path, logger: logger, eventLoopGroup: eventLoopGroup)
+            return SQLBillingStore(runner: runner, logger: logger)
+        case .postgres(let url):
+            let runner = PostgresTransactions(
+                configuration: try .parsing(url), logger: logger, eventLoopGroup: eventLoopGroup
+            )
+            return SQLBillingStore(runner: runner, logger: logger)
+        }
+    }
+
+    public func run() async throws {
+        // Cancellation ends the wait too; either way the pools must be closed.
+        try? await gracefulShutdown()
+        await close()
+    }
+
+    /// Waits for the transactions in flight, then closes the connections. Later calls to the store
+    /// throw `SQLStoreError.closed`.
+    public func close() async {
+        let task = closing.withLock { task in
+            if let task { return task }
+            let runner = self.runner
+            let newTask = Task { await runner.shutdown() }
+            task = newTask
+            return newTask
+        }
+        await task.value
+    }
+
+    public func migrate() async throws {
+        try await Migrations.migrate(runner, logger: logger)
+    }
+
+    // MARK: settings
+
+    public func setting(_ name: String) async throws -> String? {
+        try await runner.read { database in
+            try await database.raw("SELECT value FROM settings WHERE name = \(bind: name)").all()
+                .first?.value("value", String.self)
+        }
+    }
+
+    public func setSetting(_ name: String, _ value: String) async throws {
+        try await runner.transaction { database in
+            try await database.raw(
+                """
+                INSERT INTO settings (name, value) VALUES (\(bind: name), \(bind: value))
+                ON CONFLICT (name) DO UPDATE SET value = excluded.value
+                """
+            ).run()
+        }
+    }
+}
