@@ -1,12 +1,15 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import SwitchyardCore
 import SwitchyardFakeUpstream
+import SwitchyardStore
 import SwitchyardUpstream
 import Testing
 
@@ -17,16 +20,22 @@ struct GatewayHarness {
     let upstream: FakeUpstream
     let gatewayPort: Int
     let http: HTTPClient
+    let store: SQLBillingStore
+    /// An account of its own (balance 1000.00 unless told) and a key of it, sent with every request by default.
+    let accountID: String
+    let key: String
+    let adminKey = "sk-admin-test"
 
     var base: String { "http://127.0.0.1:\(gatewayPort)" }
 
     /// Providers: `fake` (native streaming, short timeouts), `fake-nostream`, `fake-always`, `dead`
     /// (nothing listens), `demo` (built-in test model). Models: `m` (alias `m-alias`), `m-nostream`,
     /// `m-always`, `m-dead`, `demo`, `emb` (embeddings only).
-    static func config(upstream: FakeUpstream, deadPort: Int) -> Config {
+    static func config(upstream: FakeUpstream, deadPort: Int, database: String) -> Config {
         let timeouts = ProviderConfig.Timeouts(connect: .seconds(1), firstByte: .seconds(1), idle: .milliseconds(500))
         return Config(
             server: .init(host: "127.0.0.1", port: 0, maxBodyBytes: 64 * 1024),
+            database: database,
             providers: [
                 .init(name: "fake", kind: .openai, baseURL: upstream.baseURL, apiKey: "upstream-secret", timeouts: timeouts),
                 .init(name: "fake-nostream", kind: .openai, baseURL: upstream.baseURL, stream: .none, timeouts: timeouts),
@@ -35,7 +44,15 @@ struct GatewayHarness {
                 .init(name: "demo", kind: .test, test: .init(tokens: 5, tokenDelay: .milliseconds(1))),
             ],
             models: [
-                .init(name: "m", aliases: ["m-alias"], deployments: [.init(provider: "fake", model: "upstream-m")]),
+                .init(
+                    name: "m", aliases: ["m-alias"], deployments: [.init(provider: "fake", model: "upstream-m")],
+                    price: .tokens(inputPer1K: 1_000_000, outputPer1K: 2_000_000)),
+                .init(
+                    name: "m-second", deployments: [.init(provider: "fake", model: "upstream-m")],
+                    price: .perSecond(1_000_000_000), maxSeconds: 10),
+                .init(
+                    name: "m-request", deployments: [.init(provider: "fake", model: "upstream-m")],
+                    price: .perRequest(10_000_000)),
                 .init(name: "m-nostream", deployments: [.init(provider: "fake-nostream", model: "upstream-m")]),
                 .init(name: "m-always", deployments: [.init(provider: "fake-always", model: "upstream-m")]),
                 .init(name: "m-dead", deployments: [.init(provider: "dead", model: "x")]),
@@ -45,28 +62,59 @@ struct GatewayHarness {
         )
     }
 
-    static func run(_ body: @Sendable (GatewayHarness) async throws -> Void) async throws {
+    enum Database: String, CaseIterable, Sendable {
+        case sqlite, postgres
+
+        /// The backends to run a test on: SQLite always, PostgreSQL when `SWITCHYARD_TEST_POSTGRES_URL` is set.
+        static var available: [Database] {
+            ProcessInfo.processInfo.environment["SWITCHYARD_TEST_POSTGRES_URL"] == nil ? [.sqlite] : [.sqlite, .postgres]
+        }
+    }
+
+    static func run(
+        balance: String = "1000.00", database: Database = .sqlite, _ body: @Sendable (GatewayHarness) async throws -> Void
+    ) async throws {
         let upstream = try await FakeUpstream.start()
         let deadPort = try await unusedPort()
         var logger = Logger(label: "switchyard.test")
         logger.logLevel = .warning
-        let app = buildApplication(
-            config: config(upstream: upstream, deadPort: deadPort),
-            dependencies: .init(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
-        )
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-\(UUID().uuidString).sqlite").path
+        let url: String
+        switch database {
+        case .sqlite: url = "sqlite:\(path)"
+        case .postgres: url = try #require(ProcessInfo.processInfo.environment["SWITCHYARD_TEST_POSTGRES_URL"])
+        }
+        let store = try await SQLBillingStore.open(url: url, logger: logger, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        let accountID = "acct-\(UUID().uuidString.prefix(8))"
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        func cleanUp() async throws {
+            try await http.shutdown()
+            await upstream.shutdown()
+            await store.close()
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        }
         do {
+            try await store.migrate()
+            let accounts = Accounts(store: store)
+            _ = try await accounts.createAccount(id: accountID, name: "test account", balance: try #require(Money(balance)))
+            let key = try await accounts.createKey(accountID: accountID, label: "test", models: nil, expiresAt: nil).secret
+            let app = buildApplication(
+                config: config(upstream: upstream, deadPort: deadPort, database: url),
+                dependencies: .init(
+                    eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger, store: store,
+                    instance: "test", adminDigest: Array(SHA256.hash(data: Array("sk-admin-test".utf8))))
+            )
             try await app.test(.live) { client in
-                let harness = GatewayHarness(upstream: upstream, gatewayPort: try #require(client.port), http: http)
+                let harness = GatewayHarness(
+                    upstream: upstream, gatewayPort: try #require(client.port), http: http, store: store,
+                    accountID: accountID, key: key)
                 try await body(harness)
             }
         } catch {
-            try await http.shutdown()
-            await upstream.shutdown()
+            try await cleanUp()
             throw error
         }
-        try await http.shutdown()
-        await upstream.shutdown()
+        try await cleanUp()
     }
 
     /// A port that was free a moment ago: connections to it are refused.
@@ -96,17 +144,48 @@ struct GatewayHarness {
         var chunks: [JSONValue] { events.filter { $0 != "[DONE]" }.compactMap { try? JSONValue.parse($0) } }
     }
 
-    func post(_ path: String, _ body: String, headers: [(String, String)] = []) async throws -> Reply {
+    /// `auth: nil` sends no key; by default the harness's key.
+    func post(_ path: String, _ body: String, auth: String? = "", method: HTTPMethod = .POST) async throws -> Reply {
         var request = HTTPClientRequest(url: base + path)
-        request.method = .POST
+        request.method = method
         request.headers.add(name: "content-type", value: "application/json")
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let auth { request.headers.add(name: "authorization", value: "Bearer \(auth.isEmpty ? key : auth)") }
         request.body = .bytes(ByteBuffer(string: body))
         return try await execute(request)
     }
 
-    func get(_ path: String) async throws -> Reply {
-        try await execute(HTTPClientRequest(url: base + path))
+    func get(_ path: String, auth: String? = "") async throws -> Reply {
+        var request = HTTPClientRequest(url: base + path)
+        if let auth { request.headers.add(name: "authorization", value: "Bearer \(auth.isEmpty ? key : auth)") }
+        return try await execute(request)
+    }
+
+    /// A streaming chat request carrying the harness's key.
+    func request(_ body: String, path: String = "/v1/chat/completions") -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = .POST
+        request.headers.add(name: "authorization", value: "Bearer \(key)")
+        request.body = .bytes(ByteBuffer(string: body))
+        return request
+    }
+
+    var account: Account {
+        get async throws { try #require(try await store.account(id: accountID)) }
+    }
+
+    /// The ledger rows of the harness's account, newest first.
+    func ledger() async throws -> [LedgerRow] {
+        try await store.ledger(accountID: accountID, from: nil, to: nil, limit: 1000, cursor: nil).rows
+    }
+
+    /// Waits until no hold is open (settlement of a stream can finish just after the client saw its end).
+    func settled(timeout: Duration = .seconds(5)) async throws -> Account {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let account = try await self.account
+            if account.held == .zero || ContinuousClock.now > deadline { return account }
+            try await Task.sleep(for: .milliseconds(10))
+        }
     }
 
     func execute(_ request: HTTPClientRequest) async throws -> Reply {

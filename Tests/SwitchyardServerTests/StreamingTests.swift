@@ -77,9 +77,7 @@ import Testing
     /// tokens, the first token arrives long before the last.
     @Test func chunksAreNotBuffered() async throws {
         try await GatewayHarness.run { gateway in
-            var request = HTTPClientRequest(url: gateway.base + "/v1/chat/completions")
-            request.method = .POST
-            request.body = .bytes(ByteBuffer(string: chat("m", stream: true, extra: #""fake":{"tokens":4,"delay_ms":150}"#)))
+            let request = gateway.request(chat("m", stream: true, extra: #""fake":{"tokens":4,"delay_ms":150}"#))
             let start = ContinuousClock.now
             let response = try await gateway.http.execute(request, timeout: .seconds(10))
             var arrivals: [Duration] = []
