@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -21,6 +22,11 @@ final class SQLiteTransactions: TransactionRunner {
 
     static func open(path: String, logger: Logger, eventLoopGroup: any EventLoopGroup) async throws -> SQLiteTransactions {
         let storage: SQLiteConnection.Storage = path == ":memory:" ? .memory : .file(path: path)
+        if case .file = storage {
+            // SQLite creates a missing file but not its directory (e.g. a fresh data volume).
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
         let connection = try await SQLiteConnection.open(
             storage: storage, threadPool: .singleton, logger: logger, on: eventLoopGroup.any()
         )

@@ -6,6 +6,7 @@ SWITCHYARD_BIN and FAKE_UPSTREAM_BIN override the binaries (default: .build/debu
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -62,11 +63,15 @@ class Process:
                 self.popen.wait(timeout=5)
 
 
-def start(name: str, argv: list[str], ready_marker: str, workdir: Path) -> tuple[Process, str]:
+ADMIN_KEY = "sk-admin-sdk-tests"
+
+
+def start(name: str, argv: list[str], ready_marker: str, workdir: Path, env: dict | None = None) -> tuple[Process, str]:
     """Runs argv and waits for the stdout line containing ready_marker; returns it too."""
     stderr_path = workdir / f"{name}.stderr.log"
     popen = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=open(stderr_path, "wb"), stdin=subprocess.DEVNULL, text=True, bufsize=1
+        argv, stdout=subprocess.PIPE, stderr=open(stderr_path, "wb"), stdin=subprocess.DEVNULL, text=True, bufsize=1,
+        env={**os.environ, **(env or {})},
     )
     process = Process(name, popen, stderr_path)
     ready = threading.Event()
@@ -110,6 +115,7 @@ models:
   m-dead: {{deployments: [{{provider: dead}}]}}
   m-capture: {{deployments: [{{provider: capture, model: upstream-capture}}]}}
   demo: {{deployments: [{{provider: demo}}]}}
+  priced: {{deployments: [{{provider: fake, model: upstream-m}}], price: {{request: "0.01"}}}}
   emb: {{endpoints: [embeddings], deployments: [{{provider: fake, model: upstream-emb}}]}}
 """
 
@@ -121,6 +127,7 @@ class Stack:
     capture: CaptureUpstream
     gateway: Process
     fake: Process
+    key: str  # the demo account's key, announced on the gateway's first start
 
 
 _STACK: Stack | None = None
@@ -147,9 +154,17 @@ def stack():
                     port=port, fake=fake_port, dead=dead, capture=capture.port, tmp=tmp, max_body=MAX_BODY_BYTES
                 )
             )
-            gateway, line = start("gateway", [str(gateway_bin), "serve", "--config", str(config)], "switchyard listening on", tmp)
+            gateway, line = start(
+                "gateway", [str(gateway_bin), "serve", "--config", str(config)], "switchyard listening on", tmp,
+                env={"SWITCHYARD_ADMIN_KEY": ADMIN_KEY},
+            )
             url = line.split("listening on ", 1)[1].split()[0].rstrip("/")
-            _STACK = Stack(url=url, fake_url=fake_line.split("listening on ", 1)[1].strip(), capture=capture, gateway=gateway, fake=fake)
+            keys = [m.group(0) for l in gateway.stdout_lines if "demo account" in l for m in [re.search(r"sk-sy-[0-9A-Za-z]+", l)] if m]
+            assert keys, "the gateway did not announce the demo account's key:\n" + "".join(gateway.stdout_lines)
+            _STACK = Stack(
+                url=url, fake_url=fake_line.split("listening on ", 1)[1].strip(), capture=capture, gateway=gateway, fake=fake,
+                key=keys[0],
+            )
             yield _STACK
         finally:
             _STACK = None
@@ -165,16 +180,16 @@ def gateway_url(stack) -> str:
 
 
 @pytest.fixture(scope="session")
-def client(gateway_url) -> openai.OpenAI:
-    with openai.OpenAI(base_url=gateway_url, api_key="sk-test", max_retries=0, timeout=CLIENT_TIMEOUT_S) as sdk:
+def client(stack) -> openai.OpenAI:
+    with openai.OpenAI(base_url=stack.url, api_key=stack.key, max_retries=0, timeout=CLIENT_TIMEOUT_S) as sdk:
         yield sdk
 
 
 @pytest.fixture(scope="session")
-def http(gateway_url) -> httpx.Client:
+def http(stack) -> httpx.Client:
     """Raw HTTP client for what the SDK hides (SSE bytes, headers, malformed bodies)."""
     with httpx.Client(
-        base_url=gateway_url, headers={"Authorization": "Bearer sk-test"}, timeout=CLIENT_TIMEOUT_S
+        base_url=stack.url, headers={"Authorization": f"Bearer {stack.key}"}, timeout=CLIENT_TIMEOUT_S
     ) as raw:
         yield raw
 

@@ -1,6 +1,7 @@
 """SIGTERM / SIGINT: the gateway stops accepting, lets in-flight streams finish within
 `server.shutdown_grace`, then exits; a stream longer than the grace is cut, not waited for."""
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,6 +29,7 @@ def start_gateway(grace: str, token_delay: str, tokens: int):
     config.write(
         f"""
 server: {{host: 127.0.0.1, port: {port}, shutdown_grace: {grace}}}
+database: sqlite:{tempfile.mkdtemp(prefix="switchyard-lifecycle-")}/db.sqlite
 log_level: warning
 providers:
   demo: {{kind: test, tokens: {tokens}, token_delay: {token_delay}}}
@@ -43,21 +45,25 @@ models:
         text=True,
     )
     deadline = time.monotonic() + 30
+    key = None
     while time.monotonic() < deadline:
         line = process.stdout.readline()
+        if "demo account" in line:
+            key = re.search(r"sk-sy-[0-9A-Za-z]+", line).group(0)
         if "listening" in line:
-            return process, f"http://127.0.0.1:{port}"
+            return process, f"http://127.0.0.1:{port}", key
         if process.poll() is not None:
             break
     process.kill()
     pytest.fail("gateway did not start: " + process.stderr.read())
 
 
-def stream_in_background(base: str, result: dict):
+def stream_in_background(base: str, key: str, result: dict):
     def run():
         body = {"model": "demo", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        headers = {"Authorization": f"Bearer {key}"}
         try:
-            with httpx.stream("POST", base + "/v1/chat/completions", json=body, timeout=20) as response:
+            with httpx.stream("POST", base + "/v1/chat/completions", json=body, headers=headers, timeout=20) as response:
                 result["status"] = response.status_code
                 result["text"] = "".join(response.iter_text())
         except httpx.HTTPError as error:
@@ -70,10 +76,10 @@ def stream_in_background(base: str, result: dict):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_in_flight_stream_finishes_and_new_requests_are_refused(sig):
-    process, base = start_gateway(grace="10s", token_delay="50ms", tokens=30)
+    process, base, key = start_gateway(grace="10s", token_delay="50ms", tokens=30)
     try:
         result: dict = {}
-        thread = stream_in_background(base, result)
+        thread = stream_in_background(base, key, result)
         time.sleep(0.4)  # the stream is under way (about 8 of 30 tokens)
         process.send_signal(sig)
         time.sleep(0.2)
@@ -89,10 +95,10 @@ def test_in_flight_stream_finishes_and_new_requests_are_refused(sig):
 
 
 def test_a_stream_longer_than_the_grace_is_cut_and_the_process_exits():
-    process, base = start_gateway(grace="500ms", token_delay="100ms", tokens=200)
+    process, base, key = start_gateway(grace="500ms", token_delay="100ms", tokens=200)
     try:
         result: dict = {}
-        thread = stream_in_background(base, result)
+        thread = stream_in_background(base, key, result)
         time.sleep(0.4)
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)

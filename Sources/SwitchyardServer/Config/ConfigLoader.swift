@@ -48,7 +48,8 @@ public enum ConfigLoader {
             }
             config.database = value
         }
-        config.adminKey = try fields["admin_key"]?.optionalString()
+        // The environment variable counts even when the file does not mention it.
+        config.adminKey = try fields["admin_key"]?.optionalString() ?? root.environment["SWITCHYARD_ADMIN_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         if let level = fields["log_level"] {
             let value = try level.string().lowercased()
             let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
