@@ -97,4 +97,38 @@ extension SQLBillingStoreTests {
             #expect(ledgerTotal == captured)
         }
     }
+
+    /// Two stores on one database: two gateway replicas on Postgres, or on SQLite the gateway and a
+    /// CLI command, whose connections contend for the file's write lock.
+    @Test(arguments: Backend.available)
+    func twoStoresOnOneDatabaseShareTheBalanceExactly(_ backend: Backend) async throws {
+        try await withStore(backend) { store, fixture in
+            let hold: Int64 = 1_000
+            try await store.createAccount(fixture.account("a", balance: 20 * hold))
+            let other = try await openStore(fixture.url)
+            let captured: Int64
+            do {
+                captured = try await withThrowingTaskGroup(of: Int64.self) { group in
+                    for index in 0..<80 {
+                        let replica = index.isMultiple(of: 2) ? store : other
+                        group.addTask {
+                            let name = "r\(index)"
+                            guard try await replica.openHold(fixture.open(name, account: "a", hold: hold)) == .held else { return 0 }
+                            let settlement = fixture.settlement(name, account: "a", hold: hold, cost: hold * 3 / 4)
+                            return try await replica.settle(settlement)?.micros ?? 0
+                        }
+                    }
+                    return try await group.reduce(0, +)
+                }
+            } catch {
+                await other.close()
+                throw error
+            }
+            await other.close()
+            let account = try #require(try await store.account(id: fixture.id("a")))
+            #expect(account.held == .zero)
+            #expect(account.balance.micros == 20 * hold - captured)
+            #expect(captured > 0)
+        }
+    }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import ServiceLifecycle
 import SwitchyardCore
 import SwitchyardStore
 import Testing
@@ -75,11 +77,28 @@ extension SQLBillingStoreTests {
         }
     }
 
-    @Test func aSQLiteFileKeepsItsDataAcrossOpens() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-reopen-\(UUID()).sqlite").path
-        defer {
-            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    @Test(arguments: Backend.available)
+    func itRunsAsAServiceAndClosesOnGracefulShutdown(_ backend: Backend) async throws {
+        try await withStore(backend) { store, fixture in
+            try await store.createAccount(fixture.account("a", balance: 1))
+            var logger = Logger(label: "store-tests")
+            logger.logLevel = .warning
+            let group = ServiceGroup(services: [store], logger: logger)
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                #expect(try await store.account(id: fixture.id("a"))?.balance == Money(micros: 1))
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            await #expect(throws: SQLStoreError.closed) { try await store.account(id: fixture.id("a")) }
         }
+    }
+
+    @Test func aSQLiteFileKeepsItsDataAcrossOpens() async throws {
+        // In a directory that does not exist yet.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-reopen-\(UUID())")
+        let path = directory.appendingPathComponent("data/billing.sqlite").path
+        defer { try? FileManager.default.removeItem(at: directory) }
         let fixture = Fixture()
         let first = try await openStore("sqlite:" + path)
         try await first.migrate()

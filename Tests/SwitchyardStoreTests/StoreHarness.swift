@@ -38,7 +38,7 @@ func withStore(_ backend: Backend, _ body: (SQLBillingStore, Fixture) async thro
     let store = try await openStore(url)
     do {
         try await store.migrate()
-        try await body(store, Fixture())
+        try await body(store, Fixture(url: url))
     } catch {
         await store.close()
         throw error
@@ -54,6 +54,8 @@ func openStore(_ url: String) async throws -> SQLBillingStore {
 
 /// Unique names and times for one test, and records built from them.
 struct Fixture: Sendable {
+    /// The store's database, for tests that open a second store on it.
+    var url = ""
     let tag = UUID().uuidString.lowercased()
     /// A start time of its own, so ledger queries over all accounts see only this test's rows.
     let epoch = Int64.random(in: 1_000_000_000_000...9_000_000_000_000) / 1_000 * 1_000
