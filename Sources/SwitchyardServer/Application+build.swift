@@ -40,8 +40,9 @@ public func buildApplication(
     let catalog = Catalog(models: config.models)
     let authenticator = Authenticator(store: dependencies.store)
     let billing = Billing(store: dependencies.store, authenticator: authenticator, instance: dependencies.instance)
+    let inFlight = InFlight()
     let relay = Relay(
-        catalog: catalog, providers: providers, connections: connections, billing: billing,
+        catalog: catalog, providers: providers, connections: connections, billing: billing, inFlight: inFlight,
         maxBodyBytes: config.server.maxBodyBytes)
 
     let router = Router(context: GatewayRequestContext.self)
@@ -50,7 +51,9 @@ public func buildApplication(
         Relay.json(["service": "switchyard", "api": "/v1", "models": "/v1/models"])
     }
     let v1 = router.group("v1")
-    ModelsController(catalog: catalog, created: Int(Date().timeIntervalSince1970)).addRoutes(to: v1)
+    let models = ModelsController(catalog: catalog, created: Int(Date().timeIntervalSince1970))
+    models.addRoutes(to: v1)
+    SeedRoutes(relay: relay, models: models, inFlight: inFlight, authenticator: authenticator).addRoutes(to: router)
     v1.post("chat/completions") { request, context in
         try await relay.handle(.chatCompletions, request: request, context: context)
     }

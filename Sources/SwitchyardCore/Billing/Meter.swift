@@ -12,11 +12,11 @@ public struct Meter: Sendable, Equatable {
         self.promptEstimate = promptEstimate
     }
 
-    public var deliveredOutput: Bool { outputChunks > 0 || (reported?.completionTokens ?? 0) > 0 }
+    public var deliveredOutput: Bool { outputChunks > 0 || outputBytes > 0 || (reported?.completionTokens ?? 0) > 0 }
 
-    /// Tokens relayed, when the upstream did not say: one per output chunk (token-streaming engines
-    /// send one token a chunk) or four bytes a token, whichever is more.
-    public var estimatedCompletion: Int { max(outputChunks, (outputBytes + 3) / 4) }
+    /// Tokens relayed, when the upstream did not say: one per streamed output chunk (token-streaming
+    /// engines send one token a chunk); for an answer that came whole, four bytes a token.
+    public var estimatedCompletion: Int { outputChunks > 0 ? outputChunks : (outputBytes + 3) / 4 }
 
     public mutating func record(output text: String) {
         outputChunks += 1

@@ -9,18 +9,21 @@ public struct InferenceRequest: Sendable {
     /// The client asked for the usage chunk at the end of a stream.
     public var includeUsage: Bool
 
-    public init(endpoint: Endpoint, bytes: [UInt8]) throws(GatewayError) {
+    /// `modelOverride` (the seed's `{AI_system}` path segment), when not empty, names the model and
+    /// makes the body's `model` optional.
+    public init(endpoint: Endpoint, bytes: [UInt8], modelOverride: String? = nil) throws(GatewayError) {
         let value: JSONValue
         do {
             value = try JSONValue.parse(bytes)
         } catch {
             throw .invalidJSON(error)
         }
-        guard case .object(let body) = value else {
+        guard case .object(var body) = value else {
             throw GatewayError(
                 status: 400, message: "The request body must be a JSON object, not \(value.typeName).",
                 type: "invalid_request_error")
         }
+        if let modelOverride, !modelOverride.isEmpty { body["model"] = .string(modelOverride) }
         try self.init(endpoint: endpoint, body: body)
     }
 

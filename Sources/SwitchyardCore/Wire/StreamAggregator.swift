@@ -96,6 +96,20 @@ public struct StreamAggregator: Sendable {
         return merged
     }
 
+    /// What was assembled when the caller stopped the request: open choices finish with "stop", the
+    /// response carries `"end_reason": "cancelled"` and the usage that was billed.
+    public func cancelledResponse(identity: ResponseIdentity, usage: Usage) -> JSONObject {
+        var partial = self
+        if partial.choices.isEmpty { partial.choices[0] = Choice(text: "") }
+        for index in partial.choices.keys where partial.choices[index]?.finishReason.isNull == true {
+            partial.choices[index]?.finishReason = "stop"
+        }
+        partial.usage = usage
+        var object = partial.response(identity: identity)
+        object["end_reason"] = "cancelled"
+        return object
+    }
+
     /// The whole response, stamped with the gateway's identity.
     public func response(identity: ResponseIdentity) -> JSONObject {
         var object = JSONObject([

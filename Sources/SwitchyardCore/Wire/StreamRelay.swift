@@ -21,6 +21,8 @@ public struct StreamRelay: Sendable {
     /// Chunks that carried generated output (content, text, tool call or refusal pieces), and its bytes.
     public private(set) var outputChunks = 0
     public private(set) var outputBytes = 0
+    /// Choices that have produced something but not yet a finish reason.
+    public private(set) var unfinishedChoices: Set<Int> = []
 
     public init(identity: ResponseIdentity, endpoint: Endpoint, clientWantsUsage: Bool) {
         self.identity = identity
@@ -38,9 +40,13 @@ public struct StreamRelay: Sendable {
         if let reported = Usage(chunk["usage"]) { usage = reported }
         let choices = chunk["choices"]?.arrayValue ?? []
         for choice in choices {
+            let index = choice["index"]?.intValue ?? 0
             if let reason = choice["finish_reason"], !reason.isNull {
                 sawFinish = true
                 finishReason = reason.stringValue ?? finishReason
+                unfinishedChoices.remove(index)
+            } else {
+                unfinishedChoices.insert(index)
             }
             let bytes = OutputMeasure.bytes(ofChunkChoice: choice)
             if bytes > 0 {
@@ -54,6 +60,33 @@ public struct StreamRelay: Sendable {
         }
         identity.stamp(&chunk, endpoint: endpoint)
         return .forward(SSE.event(chunk))
+    }
+}
+
+extension StreamRelay {
+    /// How a stream stopped by its caller ends: a finish chunk (`finish_reason: "stop"`) for every
+    /// choice still open, carrying the extra top-level `"end_reason": "cancelled"`, then the usage
+    /// chunk if the client asked for usage. `[DONE]` follows.
+    public func cancellationChunks(usage: Usage) -> [JSONObject] {
+        var header: JSONObject = [
+            "id": .string(identity.id), "object": .string(endpoint.chunkObject), "created": .int(identity.created),
+            "model": .string(identity.model),
+        ]
+        let indices = unfinishedChoices.isEmpty ? [0] : unfinishedChoices.sorted()
+        var finish = header
+        finish["choices"] = .array(
+            indices.map { index in
+                endpoint == .completions
+                    ? .object(["index": .int(index), "text": "", "logprobs": nil, "finish_reason": "stop"])
+                    : .object(["index": .int(index), "delta": .object([:]), "logprobs": nil, "finish_reason": "stop"])
+            })
+        if clientWantsUsage { finish["usage"] = .null }
+        finish["end_reason"] = "cancelled"
+        guard clientWantsUsage else { return [finish] }
+        header["choices"] = .array([])
+        header["usage"] = usage.json
+        header["end_reason"] = "cancelled"
+        return [finish, header]
     }
 }
 

@@ -32,11 +32,14 @@ final class BillingTicket: Sendable {
     private let arrivedAt: ContinuousClock.Instant
     private let logger: Logger
     private let state: Mutex<State>
+    /// Runs once the ticket is settled (the request leaves the in-flight registry).
+    private let onSettled: @Sendable () -> Void
 
     init(
         open: LedgerOpen, store: any BillingStore, model: ModelConfig, multiplierPPM: Int64, promptEstimate: Int,
-        arrivedAt: ContinuousClock.Instant, logger: Logger
+        arrivedAt: ContinuousClock.Instant, logger: Logger, onSettled: @escaping @Sendable () -> Void = {}
     ) {
+        self.onSettled = onSettled
         self.open = open
         self.store = store
         self.price = model.price
@@ -56,6 +59,7 @@ final class BillingTicket: Sendable {
         }) else { return }
         let store = self.store
         let logger = self.logger
+        onSettled()
         Task { await Self.write(settlement, to: store, logger: logger) }
     }
 
@@ -67,7 +71,7 @@ final class BillingTicket: Sendable {
     func record(usage: Usage?, outputChunks: Int, outputBytes: Int) {
         state.withLock { state in
             let now = ContinuousClock.now
-            if state.firstOutputAt == nil && outputChunks > 0 { state.firstOutputAt = now }
+            if state.firstOutputAt == nil && (outputChunks > 0 || outputBytes > 0) { state.firstOutputAt = now }
             state.lastByteAt = now
             if let usage { state.meter.reported = usage }
             state.meter.outputChunks = outputChunks
@@ -90,7 +94,14 @@ final class BillingTicket: Sendable {
             if state.lastByteAt == nil { state.lastByteAt = .now }
             return makeSettlement(state, outcome)
         }) else { return nil }
+        onSettled()
         return await Self.write(settlement, to: store, logger: logger)
+    }
+
+    /// The usage that settling now would bill, for the final chunk of a stopped stream.
+    func billableUsage(charge: Bool) -> Usage {
+        let usage = state.withLock { $0.meter.billable(charge: charge) }
+        return Usage(promptTokens: usage.prompt, completionTokens: usage.completion)
     }
 
     private func makeSettlement(_ state: State, _ outcome: Outcome) -> LedgerSettlement {

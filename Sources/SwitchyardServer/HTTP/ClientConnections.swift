@@ -10,7 +10,8 @@ import Synchronization
 /// connection's pipeline watches for it and for the channel going inactive. Requests find their
 /// connection's watcher through this registry, keyed by channel identity.
 public final class ClientConnections: Sendable {
-    private let watchers = Mutex<[ObjectIdentifier: ClientConnection]>([:])
+    /// Per connection, the signal fired when its client goes away.
+    private let watchers = Mutex<[ObjectIdentifier: Signal]>([:])
 
     public init() {}
 
@@ -19,7 +20,7 @@ public final class ClientConnections: Sendable {
         ConnectionWatchHandler(registry: self)
     }
 
-    func register(_ connection: ClientConnection, for channel: any Channel) {
+    func register(_ connection: Signal, for channel: any Channel) {
         watchers.withLock { $0[ObjectIdentifier(channel)] = connection }
     }
 
@@ -27,73 +28,18 @@ public final class ClientConnections: Sendable {
         _ = watchers.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 
-    func connection(for channel: any Channel) -> ClientConnection? {
+    func connection(for channel: any Channel) -> Signal? {
         watchers.withLock { $0[ObjectIdentifier(channel)] }
     }
 
     var count: Int { watchers.withLock { $0.count } }
 }
 
-/// One client connection's "gone" signal.
-public final class ClientConnection: Sendable {
-    private struct State {
-        var gone = false
-        var nextToken = 0
-        var callbacks: [Int: @Sendable () -> Void] = [:]
-    }
-
-    private let state = Mutex(State())
-
-    public init() {}
-
-    public var isGone: Bool { state.withLock { $0.gone } }
-
-    /// Runs `callback` once when the client goes away (at once if it already has). Cancel the
-    /// returned registration when the request ends, so that a long keep-alive connection does not
-    /// accumulate callbacks.
-    public func onGone(_ callback: @escaping @Sendable () -> Void) -> Registration {
-        let token = state.withLock { state -> Int? in
-            if state.gone { return nil }
-            state.nextToken += 1
-            state.callbacks[state.nextToken] = callback
-            return state.nextToken
-        }
-        guard let token else {
-            callback()
-            return Registration(connection: nil, token: 0)
-        }
-        return Registration(connection: self, token: token)
-    }
-
-    func markGone() {
-        let callbacks = state.withLock { state -> [@Sendable () -> Void] in
-            guard !state.gone else { return [] }
-            state.gone = true
-            defer { state.callbacks.removeAll() }
-            return Array(state.callbacks.values)
-        }
-        for callback in callbacks { callback() }
-    }
-
-    fileprivate func remove(_ token: Int) {
-        _ = state.withLock { $0.callbacks.removeValue(forKey: token) }
-    }
-
-    public struct Registration: Sendable {
-        fileprivate let connection: ClientConnection?
-        fileprivate let token: Int
-
-        public func cancel() {
-            connection?.remove(token)
-        }
-    }
-}
-
 final class ConnectionWatchHandler: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = NIOAny
 
     private let registry: ClientConnections
-    private let connection = ClientConnection()
+    private let connection = Signal()
 
     init(registry: ClientConnections) {
         self.registry = registry
@@ -105,16 +51,16 @@ final class ConnectionWatchHandler: ChannelInboundHandler, RemovableChannelHandl
 
     func handlerRemoved(context: ChannelHandlerContext) {
         registry.unregister(context.channel)
-        connection.markGone()
+        connection.fire()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        connection.markGone()
+        connection.fire()
         context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event { connection.markGone() }
+        if case ChannelEvent.inputClosed = event { connection.fire() }
         context.fireUserInboundEventTriggered(event)
     }
 }

@@ -10,15 +10,17 @@ struct ModelsController: Sendable {
     let created: Int
 
     func addRoutes(to group: RouterGroup<GatewayRequestContext>) {
-        group.get("models") { _, _ in
-            let data = catalog.models.map { JSONValue.object(object(for: $0)) }
-            return Relay.json(["object": "list", "data": .array(data)])
-        }
-        group.get("models/{id}") { _, context in
-            let id = try context.parameters.require("id")
-            guard let model = catalog.model(named: id) else { throw GatewayError.modelNotFound(id) }
-            return Relay.json(object(for: model))
-        }
+        group.get("models") { _, _ in list() }
+        group.get("models/{id}") { _, context in try one(try context.parameters.require("id")) }
+    }
+
+    func list() -> Response {
+        Relay.json(["object": "list", "data": .array(catalog.models.map { .object(object(for: $0)) })])
+    }
+
+    func one(_ id: String) throws -> Response {
+        guard let model = catalog.model(named: id) else { throw GatewayError.modelNotFound(id) }
+        return Relay.json(object(for: model))
     }
 
     func object(for model: ModelConfig) -> JSONObject {

@@ -5,14 +5,16 @@ import SwitchyardCore
 
 /// One admitted request's exchange with its upstream, along one of four paths: whole → whole,
 /// stream → whole (assembled), whole → stream (synthesised), stream → stream (relayed chunk by
-/// chunk). Every path ends by settling the ticket; errors before the client got anything are thrown
-/// (and settled by the caller with no charge).
+/// chunk). Every path settles the ticket. Errors before the client got anything are thrown (and
+/// settled by the caller with no charge). A caller's stop (`stop` fires) cancels the upstream at once
+/// and ends the answer cleanly with what was generated, marked `"end_reason": "cancelled"`.
 struct Exchange: Sendable {
     let plan: RelayPlan
     let inference: InferenceRequest
     let provider: any Provider
     let ticket: BillingTicket
-    let client: ClientConnection?
+    let client: Signal?
+    let stop: Signal
     let logger: Logger
 
     var providerName: String { provider.config.name }
@@ -25,8 +27,9 @@ struct Exchange: Sendable {
         ticket.markSent()
         let upstream: UpstreamResponse
         do {
-            upstream = try await untilClientGone(client) { try await provider.send(upstreamRequest, logger: logger) }
+            upstream = try await untilSignalled([client, stop]) { try await provider.send(upstreamRequest, logger: logger) }
         } catch {
+            if stop.hasFired { return await stoppedBeforeOutput() }
             throw UpstreamFailure.gatewayError(error, provider: providerName)
         }
         guard (200..<300).contains(upstream.status) else {
@@ -59,9 +62,10 @@ struct Exchange: Sendable {
             // producing anything gets an honest HTTP error instead of a 200 with an error inside.
             let first: [UInt8]?
             do {
-                first = try await untilClientGone(client) { try await events.next() }
+                first = try await untilSignalled([client, stop]) { try await events.next() }
             } catch {
                 events.cancel()
+                if stop.hasFired { return await stoppedBeforeOutput() }
                 throw UpstreamFailure.gatewayError(error, provider: providerName)
             }
             let exchange = self
@@ -80,49 +84,79 @@ struct Exchange: Sendable {
 
     private func settleWhole(_ object: JSONObject) async throws {
         let bytes = OutputMeasure.bytes(ofResponse: object)
-        ticket.record(usage: Usage(object["usage"]), outputChunks: bytes > 0 ? 1 : 0, outputBytes: bytes)
+        ticket.record(usage: Usage(object["usage"]), outputChunks: 0, outputBytes: bytes)
         let reason = object["choices"]?.arrayValue?.first?["finish_reason"]?.stringValue ?? "stop"
         await ticket.settle(.init(status: "completed", endReason: reason, httpStatus: 200, charge: true))
     }
 
+    /// Stopped before the upstream produced anything: nothing is charged and the client gets an
+    /// empty, cleanly finished answer (a stream of one finish chunk and `[DONE]`).
+    private func stoppedBeforeOutput() async -> Response {
+        await ticket.settle(.init(status: "cancelled", endReason: "cancelled", httpStatus: 200, charge: false))
+        let usage = Usage(promptTokens: 0, completionTokens: 0)
+        if inference.stream {
+            let relay = StreamRelay(identity: plan.identity, endpoint: endpoint, clientWantsUsage: inference.includeUsage)
+            let chunks = relay.cancellationChunks(usage: usage)
+            return Relay.eventStream { writer in
+                for chunk in chunks { try await writer.write(ByteBuffer(bytes: SSE.event(chunk))) }
+                try await writer.write(ByteBuffer(bytes: SSE.done))
+            }
+        }
+        return Relay.json(StreamAggregator(endpoint: endpoint).cancelledResponse(identity: plan.identity, usage: usage))
+    }
+
     private func aggregate(_ events: UpstreamEvents) async throws -> JSONObject {
         let endpoint = self.endpoint
-        let identity = plan.identity
         let ticket = self.ticket
         let providerName = self.providerName
-        let object: JSONObject
-        let finishReason: String
+        let stop = self.stop
+        let aggregator: StreamAggregator
+        let stopped: Bool
         do {
-            (object, finishReason) = try await untilClientGone(client) {
+            (aggregator, stopped) = try await untilSignalled([client, stop]) {
                 var aggregator = StreamAggregator(endpoint: endpoint)
-                while let payload = try await events.next() {
-                    guard case .object(let chunk) = try? JSONValue.parse(payload) else {
-                        throw UpstreamError.invalidResponse("a stream event is not a JSON object")
+                do {
+                    while let payload = try await events.next() {
+                        guard case .object(let chunk) = try? JSONValue.parse(payload) else {
+                            throw UpstreamError.invalidResponse("a stream event is not a JSON object")
+                        }
+                        if let error = chunk["error"]?.objectValue {
+                            throw GatewayError.upstreamBroken(providerName, error["message"]?.stringValue ?? "error event")
+                        }
+                        aggregator.add(chunk)
+                        ticket.record(
+                            usage: aggregator.usage, outputChunks: aggregator.outputChunks,
+                            outputBytes: aggregator.outputBytes)
                     }
-                    if let error = chunk["error"]?.objectValue {
-                        throw GatewayError.upstreamBroken(providerName, error["message"]?.stringValue ?? "error event")
-                    }
-                    aggregator.add(chunk)
-                    ticket.record(
-                        usage: aggregator.usage, outputChunks: aggregator.outputChunks, outputBytes: aggregator.outputBytes)
+                } catch is CancellationError where stop.hasFired {
+                    return (aggregator, true)
                 }
-                return (aggregator.response(identity: identity), aggregator.finishReason ?? "stop")
+                return (aggregator, false)
             }
         } catch {
             events.cancel()
             throw UpstreamFailure.gatewayError(error, provider: providerName)
         }
-        await ticket.settle(.init(status: "completed", endReason: finishReason, httpStatus: 200, charge: true))
-        return object
+        if stopped {
+            events.cancel()
+            let charge = aggregator.outputChunks > 0 || aggregator.usage != nil
+            let usage = ticket.billableUsage(charge: charge)
+            await ticket.settle(.init(status: "cancelled", endReason: "cancelled", httpStatus: 200, charge: charge))
+            return aggregator.cancelledResponse(identity: plan.identity, usage: usage)
+        }
+        await ticket.settle(
+            .init(status: "completed", endReason: aggregator.finishReason ?? "stop", httpStatus: 200, charge: true))
+        return aggregator.response(identity: plan.identity)
     }
 
     /// Streams events to the client as they arrive. Ends with `[DONE]` only when the upstream
-    /// finished; an upstream failure becomes a final error event, so a client never mistakes a cut
-    /// answer for a whole one. Whatever happens, the ticket is settled for what was relayed.
+    /// finished or the caller stopped it; an upstream failure becomes a final error event, so a client
+    /// never mistakes a cut answer for a whole one. Whatever happens, the ticket is settled for what
+    /// was relayed.
     func pipe(_ events: UpstreamEvents, first: [UInt8]?, into writer: inout any ResponseBodyWriter) async throws {
         var relay = StreamRelay(identity: plan.identity, endpoint: endpoint, clientWantsUsage: inference.includeUsage)
-        let registration = client?.onGone { events.cancel() }
-        defer { registration?.cancel() }
+        let registrations = [client, stop].compactMap { $0?.onFire { events.cancel() } }
+        defer { registrations.forEach { $0.cancel() } }
         var next = first
         var finished = first == nil
         var outcome = BillingTicket.Outcome(status: "completed", endReason: "stop", httpStatus: 200, charge: true)
@@ -150,7 +184,14 @@ struct Exchange: Sendable {
             }
         } catch {
             events.cancel()
-            if error is CancellationError || client?.isGone == true {
+            if stop.hasFired && client?.hasFired != true {
+                outcome = .init(status: "cancelled", endReason: "cancelled", httpStatus: 200, charge: true)
+                let usage = ticket.billableUsage(charge: relay.outputChunks > 0 || relay.usage != nil)
+                for chunk in relay.cancellationChunks(usage: usage) {
+                    try? await writer.write(ByteBuffer(bytes: SSE.event(chunk)))
+                }
+                try? await writer.write(ByteBuffer(bytes: SSE.done))
+            } else if error is CancellationError || client?.hasFired == true {
                 outcome = .init(status: "client_closed", endReason: "client_closed", httpStatus: 200, charge: true)
             } else {
                 let failure = UpstreamFailure.gatewayError(error, provider: providerName)

@@ -14,12 +14,29 @@ struct Relay: Sendable {
     let providers: Providers
     let connections: ClientConnections
     let billing: Billing
+    let inFlight: InFlight
     let maxBodyBytes: Int
 
-    func handle(_ endpoint: Endpoint, request: Request, context: GatewayRequestContext) async throws -> Response {
+    /// How the caller named itself and the model: `Authorization: Bearer` and the body (`/v1/…`), or
+    /// the seed service's path segments (`/llm_api/{openid}/{userid}/{AI_system}/v1/…`).
+    struct CallStyle: Sendable {
+        /// The key from the path; a bearer header wins over it.
+        var pathKey: String?
+        /// The end user from the path; otherwise the body's `user`.
+        var pathUser: String?
+        /// The model from the path; empty or nil means the body's `model`.
+        var pathModel: String?
+
+        static let bearer = CallStyle()
+    }
+
+    func handle(_ endpoint: Endpoint, request: Request, context: GatewayRequestContext, style: CallStyle = .bearer)
+        async throws -> Response
+    {
         let arrivedAt = ContinuousClock.now
-        let caller = try await billing.authenticator.authenticate(request.bearerToken)
-        let inference = try InferenceRequest(endpoint: endpoint, bytes: try await readBody(request))
+        let caller = try await billing.authenticator.authenticate(request.bearerToken ?? style.pathKey)
+        let inference = try InferenceRequest(
+            endpoint: endpoint, bytes: try await readBody(request), modelOverride: style.pathModel)
         guard let model = catalog.model(named: inference.model) else { throw GatewayError.modelNotFound(inference.model) }
         guard caller.mayUse(model) else { throw GatewayError.modelNotAllowed(inference.model) }
         guard model.endpoints.contains(endpoint) else {
@@ -31,16 +48,22 @@ struct Relay: Sendable {
         let deployment = model.deployments[0]
         guard let provider = providers[deployment.provider] else { throw GatewayError.internalError }
         let plan = RelayPlan(inference: inference, model: model, deployment: deployment, provider: provider.config)
+        let endUser = style.pathUser ?? inference.body["user"]?.stringValue
+        let requestID = plan.identity.id
+        let inFlight = self.inFlight
         let ticket = try await billing.admit(
-            plan: plan, inference: inference, model: model, caller: caller, arrivedAt: arrivedAt, logger: context.logger)
+            plan: plan, inference: inference, model: model, caller: caller, endUser: endUser, arrivedAt: arrivedAt,
+            logger: context.logger, onSettled: { inFlight.unregister(id: requestID) })
+        let stop = Signal()
+        inFlight.register(id: requestID, accountID: caller.account.id, endUser: endUser, stop: stop)
         let exchange = Exchange(
             plan: plan, inference: inference, provider: provider, ticket: ticket,
-            client: connections.connection(for: context.channel), logger: context.logger)
+            client: connections.connection(for: context.channel), stop: stop, logger: context.logger)
         do {
             return try await exchange.run()
         } catch {
             let failure = (error as? GatewayError) ?? UpstreamFailure.gatewayError(error, provider: provider.config.name)
-            let gone = error is CancellationError || exchange.client?.isGone == true
+            let gone = error is CancellationError || exchange.client?.hasFired == true
             await ticket.settle(
                 .init(
                     status: gone ? "client_closed" : "failed", endReason: gone ? "client_closed" : failure.code ?? "error",

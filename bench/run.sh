@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# What the gateway adds over a direct call to the same fast local upstream: non-streaming latency and
+# throughput at 1/16/64 concurrent, time to first token and completeness of 256 concurrent streams,
+# and the gateway's memory. All traffic stays on 127.0.0.1. See docs/BENCHMARKS.md for the figures.
+#
+# Usage: bench/run.sh
+# Environment: BENCH_DURATION (wrk seconds per run, default 10), BENCH_WARMUP (default 2),
+#   BENCH_PIN=1 (gateway on CPU 1, everything else on CPU 0), BENCH_NO_BUILD=1 (use the binaries as built),
+#   BENCH_GATEWAY=PATH (another switchyard binary, e.g. an older build to compare with).
+# The full output is also kept in bench/results/ (ignored by git).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+GATEWAY_PORT=18080
+UPSTREAM_PORT=18081
+STREAMS=256
+BIN=.build/release
+GATEWAY_BIN=${BENCH_GATEWAY:-$BIN/switchyard}
+WORK=$(mktemp -d)
+mkdir -p bench/results
+OUT=bench/results/run-$(date -u +%Y%m%dT%H%M%SZ).txt
+exec > >(tee "$OUT") 2>&1
+
+PIDS=()
+cleanup() {
+    local pid i
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    # Server logs are kept next to the output: they hold the reason if a server failed.
+    for log in "$WORK"/*.log; do [[ -e $log ]] && cp "$log" "${OUT%.txt}-$(basename "$log")"; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if [[ ${BENCH_PIN:-0} == 1 ]]; then
+    # The gateway gets a core of its own so the load generator and the upstream do not steal its time.
+    GATEWAY_CPU=(taskset -c 1) OTHERS_CPU=(taskset -c 0)
+else
+    GATEWAY_CPU=() OTHERS_CPU=()
+fi
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Starts a server in the background, waits (at most 30 s) for the line it prints when ready, and sets
+# STARTED to its pid (not echoed: a $(...) subshell would lose the pid list the EXIT trap needs).
+start() {
+    local name=$1 ready=$2 i; shift 2
+    "$@" >"$WORK/$name.log" 2>&1 &
+    STARTED=$!
+    PIDS+=("$STARTED")
+    for ((i = 0; i < 300; i++)); do
+        if grep -q "$ready" "$WORK/$name.log"; then return; fi
+        if ! kill -0 "$STARTED" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    echo "error: $name did not start; its output:" >&2
+    cat "$WORK/$name.log" >&2
+    exit 1
+}
+
+field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+vm() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$2/status"; }
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+# CPU time of this shell's finished children (wrk, the stream client), in clock ticks.
+HZ=$(getconf CLK_TCK)
+children_ticks() { times | awk -v hz="$HZ" 'NR == 2 {gsub(/[ms]/, " "); print int(($1 * 60 + $2 + $3 * 60 + $4) * hz)}'; }
+
+# Runs a command with its output in $WORK/out and sets GATEWAY_TICKS (the gateway's CPU time meanwhile)
+# and OTHER_PCT: the share of both cores used by processes that are not part of the benchmark. The
+# machine is shared, so a figure taken while something else was busy is flagged rather than trusted.
+measured() {
+    local busy0 gw0 up0 kids0 t0 t1 ours
+    busy0=$(busy_ticks) gw0=$(proc_ticks "$GATEWAY") up0=$(proc_ticks "$UPSTREAM") kids0=$(children_ticks)
+    t0=$(date +%s%N)
+    "$@" >"$WORK/out" || STATUS=1
+    t1=$(date +%s%N)
+    GATEWAY_TICKS=$(($(proc_ticks "$GATEWAY") - gw0))
+    ours=$((GATEWAY_TICKS + $(proc_ticks "$UPSTREAM") - up0 + $(children_ticks) - kids0))
+    OTHER_PCT=$((100 * ($(busy_ticks) - busy0 - ours) * 1000000000 / ((t1 - t0) * HZ * $(nproc))))
+    ((OTHER_PCT >= 0)) || OTHER_PCT=0
+    check_alive "$@"
+}
+
+# A server that died under load is the finding: say how it ended and stop, rather than measure a corpse.
+check_alive() {
+    local name pid code state
+    for name in gateway upstream; do
+        [[ $name == gateway ]] && pid=$GATEWAY || pid=$UPSTREAM
+        state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)
+        [[ -n $state && $state != Z ]] && continue
+        code=0; wait "$pid" || code=$?
+        echo "error: the $name exited with status $code$( ((code > 128)) && echo " (signal $((code - 128)))") during: ${*:-the run}" >&2
+        echo "its last log lines:" >&2
+        tail -20 "$WORK/$name.log" >&2
+        exit 1
+    done
+}
+
+# --- tools and binaries -------------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+    echo "installing wrk (Debian package)"
+    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+fi
+if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
+    echo "building release binaries"
+    timeout 1800 swift build -c release --product switchyard
+    timeout 1800 swift build -c release --product switchyard-fake-upstream
+fi
+for port in $GATEWAY_PORT $UPSTREAM_PORT; do
+    if port_in_use "$port"; then echo "error: port $port is already in use on 127.0.0.1" >&2; exit 1; fi
+done
+
+cat >"$WORK/gateway.yaml" <<EOF
+server: {host: 127.0.0.1, port: $GATEWAY_PORT}
+log_level: error
+database: sqlite:$WORK/bench.sqlite
+admin_key: bench-admin-$RANDOM$RANDOM
+providers:
+  fake: {kind: openai, base_url: "http://127.0.0.1:$UPSTREAM_PORT/v1", max_connections: $STREAMS}
+models:
+  bench: {deployments: [{provider: fake, model: bench-upstream}]}
+EOF
+
+echo "== machine"
+echo "cpus: $(nproc) x $(lscpu | sed -n 's/^Model name: *//p')"
+echo "memory: $(free -h | awk '/^Mem:/ {print $2}')"
+echo "swift: $(swift --version 2>&1 | head -1)"
+echo "build: release; commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources Package.swift || echo ' + uncommitted changes')"
+echo "pinning: $([[ ${BENCH_PIN:-0} == 1 ]] && echo 'gateway on CPU 1; upstream, wrk and the stream client on CPU 0' || echo 'none (all processes share both cores)')"
+echo "load average before start: $(cut -d" " -f1-3 /proc/loadavg)"
+
+start upstream "fake upstream listening" "${OTHERS_CPU[@]}" "$BIN/switchyard-fake-upstream" --port $UPSTREAM_PORT
+UPSTREAM=$STARTED
+start gateway "switchyard listening" "${GATEWAY_CPU[@]}" "$GATEWAY_BIN" serve --config "$WORK/gateway.yaml"
+GATEWAY=$STARTED
+# A fresh database gets a demo account (balance 10.00) and prints its key once; the model has no price,
+# so requests are free but still authenticated, held and settled like any other.
+KEY=$(grep -o 'sk-sy-[A-Za-z0-9]*' "$WORK/gateway.log" | head -1 || true)
+KEY_ARGS=()
+if [[ -n $KEY ]]; then
+    KEY_ARGS=(--key "$KEY")
+    echo "auth: the demo account's key (authentication, hold and settlement are in the path)"
+else
+    echo "auth: none (this build printed no key)"
+fi
+RSS_START=$(vm VmRSS "$GATEWAY")
+STATUS=0
+
+# --- 256 concurrent streams (first, so the gateway's memory is measured from a fresh process) ------
+echo "== $STREAMS concurrent streams (64 tokens, 20 ms apart)"
+streams() {
+    local target=$1 port=$2 model=$3; shift 3
+    # A few short streams first so one-time setup (first connections, lazy caches) is not counted per stream.
+    timeout 30 "${OTHERS_CPU[@]}" python3 bench/streams.py --port "$port" --model "$model" "${KEY_ARGS[@]}" \
+        --streams 8 --tokens 4 --delay-ms 1 >/dev/null
+    sleep 0.5
+    measured timeout 90 "${OTHERS_CPU[@]}" python3 bench/streams.py --port "$port" --model "$model" "${KEY_ARGS[@]}" --streams $STREAMS "$@"
+    echo "$target: $(cat "$WORK/out") other_cpu_pct=$OTHER_PCT"
+    echo "$target $(grep '^RESULT' "$WORK/out") other_cpu_pct=$OTHER_PCT" >>"$WORK/streams"
+}
+streams direct $UPSTREAM_PORT bench-upstream
+streams gateway $GATEWAY_PORT bench --rss-pid "$GATEWAY"
+
+# --- non-streaming latency and throughput ------------------------------------------------------
+echo "== non-streaming, ${DURATION}s per run after ${WARMUP}s warm-up"
+load() {
+    local c=$1 seconds=$2 port=$3 model=$4
+    timeout $((seconds + 30)) "${OTHERS_CPU[@]}" wrk -t1 -c"$c" -d"${seconds}s" --timeout 5s -s bench/chat.lua \
+        "http://127.0.0.1:$port/v1/chat/completions" -- "$model" $KEY
+}
+for c in 1 16 64; do
+    for target in direct gateway; do
+        if [[ $target == direct ]]; then port=$UPSTREAM_PORT model=bench-upstream; else port=$GATEWAY_PORT model=bench; fi
+        load "$c" "$WARMUP" $port $model >/dev/null
+        measured load "$c" "$DURATION" $port $model
+        out="$(grep '^RESULT' "$WORK/out") other_cpu_pct=$OTHER_PCT"
+        [[ $target == direct ]] || out+=" gateway_cpu_us_per_req=$((GATEWAY_TICKS * 1000000 / HZ / ($(field requests "$out") + 1)))"
+        echo "c=$c $target: $out"
+        echo "$c $target $out" >>"$WORK/wrk"
+        [[ $(field non2xx "$out") == 0 && $(field socket_errors "$out") == 0 ]] || STATUS=1
+    done
+done
+
+check_alive
+RSS_END=$(vm VmRSS "$GATEWAY" || echo -)
+HWM=$(vm VmHWM "$GATEWAY" || echo -)
+
+# --- summary ---------------------------------------------------------------------------------------
+echo
+echo "== summary (latency in microseconds; added = gateway - direct; errors = non-2xx + socket errors;"
+echo "   other cpu = % of both cores used by unrelated processes during the direct / gateway run)"
+row() { printf "%5s | %8s %8s %8s | %8s %8s %8s | %8s %8s | %6s | %7s | %s\n" "$@"; }
+row conc direct50 gw50 added50 direct99 gw99 added99 direct/s gw/s errors "gw cpu" "other cpu"
+row "" "" "" "" "" "" "" "" "" "" "us/req" ""
+while read -r c _ d; do
+    read -r _ _ g < <(grep "^$c gateway " "$WORK/wrk")
+    row "$c" "$(field p50_us "$d")" "$(field p50_us "$g")" $(($(field p50_us "$g") - $(field p50_us "$d"))) \
+        "$(field p99_us "$d")" "$(field p99_us "$g")" $(($(field p99_us "$g") - $(field p99_us "$d"))) \
+        "$(field rps "$d")" "$(field rps "$g")" \
+        "$(($(field non2xx "$d") + $(field socket_errors "$d")))/$(($(field non2xx "$g") + $(field socket_errors "$g")))" \
+        "$(field gateway_cpu_us_per_req "$g")" "$(field other_cpu_pct "$d")% / $(field other_cpu_pct "$g")%"
+done < <(grep ' direct ' "$WORK/wrk")
+echo
+printf "%8s | %8s %8s %8s | %10s | %9s | %s\n" streams ttft50ms ttft99ms ttftmax complete stream50ms "other cpu"
+while read -r target line; do
+    printf "%8s | %8s %8s %8s | %10s | %9s | %s\n" "$target" "$(field ttft_p50_ms "$line")" "$(field ttft_p99_ms "$line")" \
+        "$(field ttft_max_ms "$line")" "$(field complete "$line")/$(field streams "$line")" \
+        "$(field stream_p50_ms "$line")" "$(field other_cpu_pct "$line")%"
+done <"$WORK/streams"
+g=$(grep '^gateway ' "$WORK/streams")
+echo
+echo "gateway RSS: after start ${RSS_START} KB, before streams $(field rss_before_kb "$g") KB," \
+    "peak with $STREAMS streams open $(field rss_peak_kb "$g") KB -> $(field kb_per_stream "$g") KB per open stream"
+echo "gateway RSS 0.5 s after the streams closed $(field rss_after_kb "$g") KB"
+echo "gateway RSS at end ${RSS_END} KB; peak RSS (VmHWM) ${HWM} KB"
+echo "full output: $OUT"
+((STATUS == 0)) || echo "SOME REQUESTS OR STREAMS FAILED: see the lines above" >&2
+exit $STATUS
