@@ -66,6 +66,21 @@ final class Authenticator: Sendable {
         return Caller(key: key, account: account)
     }
 
+    /// The first of `candidates` that is a valid key. The seed's path-style calls carry the key in
+    /// the path, while SDKs always send some bearer token (often a placeholder): either may be the key.
+    func authenticate(anyOf candidates: [String?]) async throws -> Caller {
+        var firstError: (any Error)?
+        for candidate in candidates where candidate?.isEmpty == false {
+            do {
+                return try await authenticate(candidate)
+            } catch let error as GatewayError where error.code == "invalid_api_key" {
+                firstError = firstError ?? error
+            }
+        }
+        throw firstError ?? GatewayError.invalidAPIKey(
+            "You didn't provide an API key. Provide it as 'Authorization: Bearer YOUR_KEY'.")
+    }
+
     func forget(keyID: String) {
         cache.withLock { cache in cache = cache.filter { $0.value.key.id != keyID } }
     }

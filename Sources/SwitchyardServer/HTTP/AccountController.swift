@@ -17,10 +17,10 @@ struct AccountController: Sendable {
             return try await UsageListing(store: store).respond(request, accountID: caller.account.id)
         }
         router.get("api_user/info") { request, _ in
-            let key = request.uri.queryParameters.get("openid") ?? request.bearerToken
-            let response = try await describe(try await authenticator.authenticate(key))
+            let caller = try await authenticator.authenticate(anyOf: [request.uri.queryParameters.get("openid"), request.bearerToken])
+            let response = try await describe(caller)
             guard request.uri.queryParameters.get("type") != "json" else { return response }
-            let account = try await store.account(id: try await authenticator.authenticate(key).account.id)
+            let account = try await store.account(id: caller.account.id)
             let text = account.map {
                 "account \($0.id) (\($0.name)): balance \($0.balance), held \($0.held), available \($0.available)\n"
             } ?? ""

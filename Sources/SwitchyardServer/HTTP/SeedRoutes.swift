@@ -51,7 +51,7 @@ struct SeedRoutes: Sendable {
     /// Stops every generation of the key's account for that end user; answers how many it stopped.
     private func suspend(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
-        let caller = try await authenticator.authenticate(query.get("openid") ?? request.bearerToken)
+        let caller = try await authenticator.authenticate(anyOf: [query.get("openid"), request.bearerToken])
         guard let userid = query.get("userid") else { throw GatewayError.missingParameter("userid") }
         let stopped = inFlight.stop(accountID: caller.account.id, endUser: userid)
         return Relay.json([

@@ -20,7 +20,7 @@ struct Relay: Sendable {
     /// How the caller named itself and the model: `Authorization: Bearer` and the body (`/v1/…`), or
     /// the seed service's path segments (`/llm_api/{openid}/{userid}/{AI_system}/v1/…`).
     struct CallStyle: Sendable {
-        /// The key from the path; a bearer header wins over it.
+        /// The key from the path; when it is not a valid key, a bearer header is tried.
         var pathKey: String?
         /// The end user from the path; otherwise the body's `user`.
         var pathUser: String?
@@ -34,7 +34,7 @@ struct Relay: Sendable {
         async throws -> Response
     {
         let arrivedAt = ContinuousClock.now
-        let caller = try await billing.authenticator.authenticate(request.bearerToken ?? style.pathKey)
+        let caller = try await billing.authenticator.authenticate(anyOf: [style.pathKey, request.bearerToken])
         let inference = try InferenceRequest(
             endpoint: endpoint, bytes: try await readBody(request), modelOverride: style.pathModel)
         guard let model = catalog.model(named: inference.model) else { throw GatewayError.modelNotFound(inference.model) }
