@@ -147,13 +147,6 @@ extension GatewayError {
         )
     }
 
-    public static let serviceUnavailable = GatewayError(
-        status: 503,
-        message: "The gateway is shutting down. Please retry.",
-        type: "api_error",
-        code: "service_unavailable"
-    )
-
     public static let internalError = GatewayError(
         status: 500,
         message: "The gateway had an internal error while handling your request.",
