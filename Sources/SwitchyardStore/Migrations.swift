@@ -11,7 +11,9 @@ enum Migrations {
     }
 
     static let steps: [Step] = [
-        Step(version: 1, statements: initialSchema)
+        Step(version: 1, statements: initialSchema),
+        // Routing: what was tried before the deployment that answered (issue 5).
+        Step(version: 2, statements: { _ in ["ALTER TABLE ledger ADD COLUMN attempts TEXT"] }),
     ]
 
     /// Serialises migrations of gateway replicas starting together (an arbitrary constant).

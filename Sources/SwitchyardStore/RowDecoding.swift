@@ -13,7 +13,7 @@ enum Columns {
     static let ledger = [
         "request_id", "account_id", "key_id", "end_user", "model", "deployment", "instance", "hold_micros", "status",
         "end_reason", "http_status", "prompt_tokens", "completion_tokens", "usage_source", "cost_micros", "queue_ms",
-        "load_ms", "first_token_ms", "generation_ms", "started_at", "finished_at",
+        "load_ms", "first_token_ms", "generation_ms", "started_at", "finished_at", "attempts",
     ]
 
     /// `a.id AS a_id, a.name AS a_name, …`, or plain `id, name, …` without a table.
@@ -90,7 +90,8 @@ extension SQLRow {
             loadMillis: try optional("load_ms"),
             firstTokenMillis: try optional("first_token_ms"),
             generationMillis: try optional("generation_ms"),
-            finishedAt: try optional("finished_at")
+            finishedAt: try optional("finished_at"),
+            attempts: try optional("attempts")
         )
     }
 }

@@ -91,7 +91,9 @@ extension SQLBillingStore {
                     usage_source = \(bind: settlement.usageSource.rawValue), cost_micros = \(bind: capture),
                     queue_ms = \(bind: settlement.queueMillis), load_ms = \(bind: settlement.loadMillis),
                     first_token_ms = \(bind: settlement.firstTokenMillis),
-                    generation_ms = \(bind: settlement.generationMillis), finished_at = \(bind: settlement.finishedAt)
+                    generation_ms = \(bind: settlement.generationMillis), finished_at = \(bind: settlement.finishedAt),
+                    attempts = \(bind: settlement.attempts),
+                    deployment = COALESCE(\(bind: settlement.deployment), deployment)
                 WHERE request_id = \(bind: settlement.requestID)
                 """
             ).run()

@@ -150,12 +150,20 @@ public struct LedgerSettlement: Sendable, Equatable {
     public var generationMillis: Int64
     /// Unix milliseconds.
     public var finishedAt: Int64
+    /// The deployment that served the request, when routing moved it off the one recorded at open.
+    public var deployment: String?
+    /// What routing tried and why it moved on, as compact text (`dep-a:connect_error,dep-b:ok`); nil
+    /// when the first attempt answered. Never content.
+    public var attempts: String?
 
     public init(
         requestID: String, accountID: String, hold: Money, cost: Money, status: String, endReason: String,
         httpStatus: Int, promptTokens: Int, completionTokens: Int, usageSource: UsageSource, queueMillis: Int64,
-        loadMillis: Int64, firstTokenMillis: Int64?, generationMillis: Int64, finishedAt: Int64
+        loadMillis: Int64, firstTokenMillis: Int64?, generationMillis: Int64, finishedAt: Int64,
+        deployment: String? = nil, attempts: String? = nil
     ) {
+        self.deployment = deployment
+        self.attempts = attempts
         self.requestID = requestID
         self.accountID = accountID
         self.hold = hold
@@ -190,12 +198,16 @@ public struct LedgerRow: Sendable, Equatable {
     public var firstTokenMillis: Int64?
     public var generationMillis: Int64?
     public var finishedAt: Int64?
+    /// See `LedgerSettlement.attempts`.
+    public var attempts: String?
 
     public init(
         open: LedgerOpen, status: String, endReason: String? = nil, httpStatus: Int? = nil, promptTokens: Int = 0,
         completionTokens: Int = 0, usageSource: String? = nil, cost: Money = .zero, queueMillis: Int64? = nil,
-        loadMillis: Int64? = nil, firstTokenMillis: Int64? = nil, generationMillis: Int64? = nil, finishedAt: Int64? = nil
+        loadMillis: Int64? = nil, firstTokenMillis: Int64? = nil, generationMillis: Int64? = nil, finishedAt: Int64? = nil,
+        attempts: String? = nil
     ) {
+        self.attempts = attempts
         self.open = open
         self.status = status
         self.endReason = endReason

@@ -57,12 +57,13 @@ enum BillingJSON {
                 "queue": optional(row.queueMillis), "load": optional(row.loadMillis),
                 "first_token": optional(row.firstTokenMillis), "generation": optional(row.generationMillis),
             ]),
+            "attempts": row.attempts.map(JSONValue.string) ?? .null,
         ]
     }
 
     static let csvHeader =
         "id,started_at,finished_at,account_id,key_id,user,model,deployment,status,end_reason,http_status,"
-        + "prompt_tokens,completion_tokens,usage_source,cost,queue_ms,first_token_ms,generation_ms\n"
+        + "prompt_tokens,completion_tokens,usage_source,cost,queue_ms,first_token_ms,generation_ms,attempts\n"
 
     static func csvLine(_ row: LedgerRow) -> String {
         let open = row.open
@@ -72,6 +73,7 @@ enum BillingJSON {
             row.httpStatus.map(String.init) ?? "", String(row.promptTokens), String(row.completionTokens),
             row.usageSource ?? "", row.cost.description, row.queueMillis.map(String.init) ?? "",
             row.firstTokenMillis.map(String.init) ?? "", row.generationMillis.map(String.init) ?? "",
+            row.attempts ?? "",
         ]
         return fields.map(csvField).joined(separator: ",") + "\n"
     }
