@@ -2,11 +2,32 @@ import SQLKit
 import SwitchyardCore
 
 extension SQLBillingStore {
-    /// The reservation is a single conditional UPDATE: the database checks and changes the balance
-    /// in one step under the row's lock, so concurrent requests can never over-commit an account.
+    /// Holds and settlements go through group commit (`GroupCommit`): alone when the gateway is
+    /// quiet, in batches under load.
     public func openHold(_ open: LedgerOpen) async throws -> HoldOutcome {
         guard open.hold.micros >= 0 else { throw SQLStoreError.invalidArgument("a hold cannot be negative") }
-        return try await runner.transaction { database in
+        guard case .held(let outcome) = try await commits.submit(.hold(open)) else {
+            throw SQLStoreError.corruptValue("a hold answered as a settlement")
+        }
+        return outcome
+    }
+
+    /// The hold released and the amount captured are the ones of the stored row (taken when it was
+    /// opened); the settlement's `accountID` and `hold` repeat them and are not trusted over it.
+    public func settle(_ settlement: LedgerSettlement) async throws -> Money? {
+        guard settlement.status != "running" else {
+            throw SQLStoreError.invalidArgument("a settlement must end the request; status 'running' would not")
+        }
+        guard case .settled(let capture) = try await commits.submit(.settle(settlement)) else {
+            throw SQLStoreError.corruptValue("a settlement answered as a hold")
+        }
+        return capture
+    }
+
+    /// The reservation is a single conditional UPDATE: the database checks and changes the balance
+    /// in one step under the row's lock, so concurrent requests can never over-commit an account.
+    static func openHoldAlone(_ open: LedgerOpen, runner: any TransactionRunner) async throws -> HoldOutcome {
+        try await runner.transaction { database in
             // On Postgres the follow-up read may see a credit committed after the UPDATE failed; the
             // UPDATE is then worth another try rather than reporting enough money as insufficient.
             var available: Int64 = 0
@@ -52,12 +73,7 @@ extension SQLBillingStore {
         guard !inserted.isEmpty else { throw BillingStoreError.conflict("request \(open.requestID) has a ledger row") }
     }
 
-    /// The hold released and the amount captured are the ones of the stored row (taken when it was
-    /// opened); the settlement's `accountID` and `hold` repeat them and are not trusted over it.
-    public func settle(_ settlement: LedgerSettlement) async throws -> Money? {
-        guard settlement.status != "running" else {
-            throw SQLStoreError.invalidArgument("a settlement must end the request; status 'running' would not")
-        }
+    static func settleAlone(_ settlement: LedgerSettlement, runner: any TransactionRunner) async throws -> Money? {
         let lock = runner.backend.forUpdate
         return try await runner.transaction { database in
             // Locking the row makes a concurrent second settle wait, then find it no longer running.

@@ -14,11 +14,14 @@ import Synchronization
 public final class SQLBillingStore: BillingStore, Service, Sendable {
     let runner: any TransactionRunner
     let logger: Logger
+    /// Holds and settlements, batched under load.
+    let commits: GroupCommit
     private let closing = Mutex<Task<Void, Never>?>(nil)
 
     private init(runner: any TransactionRunner, logger: Logger) {
         self.runner = runner
         self.logger = logger
+        self.commits = GroupCommit { writes in await SQLBillingStore.apply(writes, runner: runner, logger: logger) }
     }
 
     /// Opens the store named by the config's `database` string: `sqlite:PATH` (the file is created

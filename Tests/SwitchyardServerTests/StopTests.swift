@@ -66,7 +66,7 @@ import Testing
     func expectCleanStop(_ gateway: GatewayHarness, _ text: String, sourceLocation: SourceLocation = #_sourceLocation)
         async throws -> LedgerRow?
     {
-        var parser = SSEParserForTests()
+        let parser = SSEParserForTests()
         let events = parser.events(text)
         #expect(events.last == "[DONE]", sourceLocation: sourceLocation)
         let chunks = events.dropLast().compactMap { try? JSONValue.parse($0) }
@@ -157,7 +157,10 @@ import Testing
     @Test func aStoppedNonStreamingRequestReturnsThePartialAnswer() async throws {
         try await GatewayHarness.run { gateway in
             let body = chat("m-always", extra: #""user":"dave","fake":{"tokens":400,"delay_ms":20}"#)
+            let before = gateway.upstream.requests.count
             let pending = Task { try await gateway.post("/v1/chat/completions", body) }
+            // Some words must have been generated before the stop, however slow the machine is today.
+            #expect(await gateway.upstream.waitForRequests(count: before + 1, timeout: .seconds(10)))
             try await Task.sleep(for: .milliseconds(300))
             let suspend = try await gateway.post("/llm_api/suspend_current_generate?openid=\(gateway.key)&userid=dave", "", auth: nil)
             #expect(suspend.json["stopped"] == 1)
