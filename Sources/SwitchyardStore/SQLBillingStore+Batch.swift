@@ -56,7 +56,8 @@ extension SQLBillingStore {
         var heldChange: Int64 = 0
     }
 
-    private static func applyBatch(
+    /// The batch itself, inside the caller's transaction; throws if any statement fails.
+    static func applyBatch(
         _ writes: [BillingWrite], backend: StoreBackend, in database: any SQLDatabase
     ) async throws -> [Result<BillingWriteResult, any Error>] {
         let lock = backend.forUpdate

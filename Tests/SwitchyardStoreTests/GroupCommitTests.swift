@@ -1,0 +1,121 @@
+import Logging
+import SwitchyardCore
+import Testing
+
+@testable import SwitchyardStore
+
+extension SQLBillingStoreTests {
+    /// A batch must come to exactly what the same writes one at a time would: the same answers, the
+    /// same balances, the same ledger rows. Each kind of write and each refusal is in the batch,
+    /// several of them on the same account so the in-memory bookkeeping between them is exercised.
+    @Test(arguments: Backend.available)
+    func aBatchEqualsTheSameWritesOneAtATime(_ backend: Backend) async throws {
+        try await withStore(backend) { store, batchFixture in
+            let aloneFixture = Fixture()
+            var outcomes: [[String]] = []
+            var states: [[String]] = []
+            for (fixture, batched) in [(batchFixture, true), (aloneFixture, false)] {
+                try await store.createAccount(fixture.account("a", balance: 1_000))
+                try await store.createAccount(fixture.account("b", balance: 5_000))
+                try await store.createAccount(fixture.account("s", balance: 1_000, status: .suspended))
+                // Opened before the batch, settled in it.
+                #expect(try await store.openHold(fixture.open("r0", account: "a", hold: 300)) == .held)
+                #expect(try await store.openHold(fixture.open("r5", account: "b", hold: 50)) == .held)
+
+                var routed = fixture.settlement("r5", account: "b", hold: 50, cost: 9_000)
+                routed.deployment = "backup/qwen"
+                routed.attempts = "local/qwen:connect_error,backup/qwen:ok"
+                let writes: [BillingWrite] = [
+                    .settle(fixture.settlement("r0", account: "a", hold: 300, cost: 100)),
+                    .hold(fixture.open("r1", account: "a", hold: 600)),
+                    .hold(fixture.open("r2", account: "a", hold: 500)),
+                    .hold(fixture.open("r3", account: "s", hold: 1)),
+                    .hold(fixture.open("r4", account: "ghost", hold: 1)),
+                    .hold(fixture.open("r0", account: "a", hold: 1)),
+                    .settle(fixture.settlement("r0", account: "a", hold: 300, cost: 100)),
+                    .settle(fixture.settlement("never", account: "a", hold: 1, cost: 1)),
+                    // More than the account can pay: the capture is capped at its balance.
+                    .settle(routed),
+                    .hold(fixture.open("r6", account: "b", hold: 10)),
+                    .hold(fixture.open("r7", account: "a", hold: 300)),
+                ]
+                let results: [Result<BillingWriteResult, any Error>]
+                if batched {
+                    // The batch path itself (`apply` would fall back to one at a time if it failed).
+                    let backend = store.runner.backend
+                    results = try await store.runner.transaction { database in
+                        try await SQLBillingStore.applyBatch(writes, backend: backend, in: database)
+                    }
+                } else {
+                    var alone: [Result<BillingWriteResult, any Error>] = []
+                    for write in writes {
+                        alone.append(contentsOf: await SQLBillingStore.apply([write], runner: store.runner, logger: Logger(label: "test")))
+                    }
+                    results = alone
+                }
+                outcomes.append(results.map { result in
+                    switch result {
+                    case .success(.held(let outcome)): "held \(outcome)"
+                    case .success(.settled(let capture)): "settled \(capture.map(\.description) ?? "nil")"
+                    case .failure(let error): "error \(type(of: error))"
+                    }
+                })
+                var state: [String] = []
+                for name in ["a", "b", "s"] {
+                    let account = try #require(try await store.account(id: fixture.id(name)))
+                    state.append("\(name) balance \(account.balance.micros) held \(account.held.micros)")
+                }
+                let rows = try await store.ledger(accountID: nil, from: fixture.epoch, to: fixture.epoch + 1, limit: 50, cursor: nil).rows
+                for row in rows.sorted(by: { $0.open.requestID < $1.open.requestID }) {
+                    state.append(
+                        "\(row.open.requestID.replacingOccurrences(of: fixture.tag, with: "")) \(row.status) "
+                            + "cost \(row.cost.micros) hold \(row.open.hold.micros) deployment \(row.open.deployment) "
+                            + "attempts \(row.attempts ?? "-") tokens \(row.promptTokens)/\(row.completionTokens) "
+                            + "first \(row.firstTokenMillis.map(String.init) ?? "-") finished \(row.finishedAt.map { String($0 - fixture.epoch) } ?? "-")")
+                }
+                states.append(state)
+            }
+            #expect(outcomes[0] == outcomes[1])
+            #expect(states[0] == states[1])
+            // And what that is, spelled out for the first run.
+            #expect(outcomes[0] == [
+                "settled 0.0001", "held held", "held insufficient(available: 0.0003)",
+                "held accountInactive", "held accountInactive", "error BillingStoreError", "settled nil", "settled nil",
+                "settled 0.005", "held insufficient(available: 0.00)", "held held",
+            ])
+            #expect(states[0].prefix(3) == [
+                "a balance 900 held 900", "b balance 0 held 0", "s balance 1000 held 0",
+            ])
+            #expect(states[0].contains {
+                $0.hasPrefix("-r5 completed cost 5000 hold 50 deployment backup/qwen attempts local/qwen:connect_error,backup/qwen:ok")
+            })
+        }
+    }
+
+    /// Many writes from many tasks at once go through the queue in batches; each gets its own answer
+    /// and the books add up.
+    @Test(arguments: Backend.available)
+    func concurrentWritesAreBatchedAndEachAnswered(_ backend: Backend) async throws {
+        try await withStore(backend) { store, fixture in
+            try await store.createAccount(fixture.account("a", balance: 100_000))
+            let outcomes = try await withThrowingTaskGroup(of: Money?.self) { group in
+                for index in 0..<300 {
+                    group.addTask {
+                        let hold = Int64(100 + index % 7)
+                        guard try await store.openHold(fixture.open("r\(index)", account: "a", hold: hold)) == .held else {
+                            return nil
+                        }
+                        return try await store.settle(fixture.settlement("r\(index)", account: "a", hold: hold, cost: Int64(index % 5)))
+                    }
+                }
+                return try await group.reduce(into: [Money?]()) { $0.append($1) }
+            }
+            #expect(outcomes.count == 300)
+            let captured = outcomes.compactMap { $0?.micros }.reduce(0, +)
+            #expect(captured == (0..<300).map { Int64($0 % 5) }.reduce(0, +))
+            let account = try #require(try await store.account(id: fixture.id("a")))
+            #expect(account.held == .zero)
+            #expect(account.balance.micros == 100_000 - captured)
+        }
+    }
+}
