@@ -1,4 +1,7 @@
 /// The per-request `"fake": {...}` vendor extension that scripts how the upstream misbehaves.
+/// `"models": {"upstream-id": {...}}` inside it overrides the directives for requests whose `model`
+/// is that id, so one request body can script different behaviour per deployment (a gateway that
+/// retries elsewhere sends the same body with another `model`).
 struct FakeDirectives: Sendable {
     var tokens: Int
     var delayMs: Int
@@ -11,14 +14,19 @@ struct FakeDirectives: Sendable {
     var retryAfter: String?
     var dieAfter: Int?
     var stallAfter: Int?
+    /// Close the connection without answering at all, streamed or not.
+    var hangUp = false
     var toolCall = false
     var noUsage = false
     var finishReason: String?
 
-    init(_ object: [String: Any]?, defaults: FakeUpstreamDefaults) {
+    init(_ fake: [String: Any]?, model: String?, defaults: FakeUpstreamDefaults) {
         tokens = defaults.tokens
         delayMs = defaults.delayMs
-        guard let object else { return }
+        guard var object = fake else { return }
+        if let model, let specific = (object["models"] as? [String: Any])?[model] as? [String: Any] {
+            object.merge(specific) { $1 }
+        }
         tokens = max(JSONValues.int(object["tokens"]) ?? tokens, 0)
         delayMs = max(JSONValues.int(object["delay_ms"]) ?? delayMs, 0)
         firstByteDelayMs = max(JSONValues.int(object["first_byte_delay_ms"]) ?? 0, 0)
@@ -33,6 +41,7 @@ struct FakeDirectives: Sendable {
         retryAfter = object["retry_after"] as? String
         dieAfter = JSONValues.int(object["die_after"]).map { max($0, 0) }
         stallAfter = JSONValues.int(object["stall_after"]).map { max($0, 0) }
+        hangUp = JSONValues.bool(object["hang_up"]) ?? false
         toolCall = JSONValues.bool(object["tool_call"]) ?? false
         noUsage = JSONValues.bool(object["no_usage"]) ?? false
         finishReason = object["finish_reason"] as? String

@@ -80,9 +80,12 @@ struct FakeResponder: HTTPResponder {
                 type: "invalid_request_error"
             )
         }
-        let directives = FakeDirectives(json["fake"] as? [String: Any], defaults: defaults)
+        let directives = FakeDirectives(json["fake"] as? [String: Any], model: json["model"] as? String, defaults: defaults)
         if directives.firstByteDelayMs > 0 {
             try await Task.sleep(for: .milliseconds(directives.firstByteDelayMs))
+        }
+        if directives.hangUp {
+            throw StreamingResponse.dropConnection(channel)
         }
         if let status = directives.status {
             return Self.scriptedError(status: status, directives: directives)

@@ -43,7 +43,9 @@ public func buildApplication(
     let inFlight = InFlight()
     let relay = Relay(
         catalog: catalog, providers: providers, connections: connections, billing: billing, inFlight: inFlight,
-        maxBodyBytes: config.server.maxBodyBytes)
+        maxBodyBytes: config.server.maxBodyBytes,
+        router: DeploymentRouter(catalog: catalog, providers: providers, config: config.routing),
+        limits: Limits(config: config.limits, limiter: RateLimiter()))
 
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: OpenAIErrorMiddleware())

@@ -13,12 +13,20 @@ final class ActivityDeadline: Sendable {
     typealias UpstreamErrorPhase = UpstreamError.Phase
 
     private let state: Mutex<State>
+    /// The exchange's total deadline, which no extension goes past.
+    private let total: ContinuousClock.Instant?
 
-    init(deadline: ContinuousClock.Instant, phase: UpstreamErrorPhase) {
-        state = Mutex(State(deadline: deadline, phase: phase))
+    init(deadline: ContinuousClock.Instant, phase: UpstreamErrorPhase, total: ContinuousClock.Instant? = nil) {
+        self.total = total
+        if let total, total < deadline {
+            state = Mutex(State(deadline: total, phase: .total))
+        } else {
+            state = Mutex(State(deadline: deadline, phase: phase))
+        }
     }
 
     func extend(to deadline: ContinuousClock.Instant, phase: UpstreamErrorPhase) {
+        let (deadline, phase) = total.map { deadline < $0 ? (deadline, phase) : ($0, .total) } ?? (deadline, phase)
         state.withLock {
             $0.deadline = deadline
             $0.phase = phase

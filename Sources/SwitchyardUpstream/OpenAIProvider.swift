@@ -10,6 +10,8 @@ import SwitchyardCore
 public struct OpenAIProvider: Provider {
     public let config: ProviderConfig
     let client: HTTPClient
+    /// Requests in flight to this upstream, bounded by `max_connections`, and those waiting, by `max_queue`.
+    let gate: ConnectionGate
     private let baseURL: String
     private let fixedHeaders: HTTPHeaders
 
@@ -19,6 +21,7 @@ public struct OpenAIProvider: Provider {
     init(config: ProviderConfig, client: HTTPClient) {
         self.config = config
         self.client = client
+        self.gate = ConnectionGate(capacity: config.maxConnections, maxWaiters: config.maxQueue)
         self.baseURL = config.baseURL.hasSuffix("/") ? String(config.baseURL.dropLast()) : config.baseURL
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/json")
@@ -35,31 +38,70 @@ public struct OpenAIProvider: Provider {
         let body = request.body.serialized()
         outgoing.body = .bytes(body)
 
-        let firstByteDeadline = ContinuousClock.now + config.timeouts.firstByte
+        let started = ContinuousClock.now
+        let total = config.timeouts.total.map { started + $0 }
+        let firstByteDeadline = min(started + config.timeouts.firstByte, total ?? .now + .seconds(86_400 * 365))
+        // Waiting for a connection counts towards the first byte, as it does inside the HTTP client.
+        let lease = try await acquireSlot(until: firstByteDeadline)
         let response: HTTPClientResponse
         do {
-            response = try await client.execute(outgoing, deadline: .now() + .init(config.timeouts.firstByte), logger: logger)
+            response = try await client.execute(
+                outgoing, deadline: .now() + .init(firstByteDeadline - .now), logger: logger)
         } catch {
-            throw Self.map(error, phase: .firstByte)
+            lease.release()
+            throw Self.map(error, phase: firstByteDeadline == total ? .total : .firstByte)
         }
         let status = Int(response.status.code)
         var headers: [(name: String, value: String)] = []
         if let retryAfter = response.headers.first(name: "retry-after") { headers.append(("retry-after", retryAfter)) }
 
         let isEventStream = response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
+        let idle = config.timeouts.idle
         if (200..<300).contains(status) && isEventStream {
-            let events = Self.events(of: response.body, firstByteDeadline: firstByteDeadline, idle: config.timeouts.idle)
+            let events = Self.events(
+                of: response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total,
+                onEnd: { lease.release() })
             return UpstreamResponse(status: status, headers: headers, body: .events(events))
         }
-        let bytes = try await Self.collect(response.body, firstByteDeadline: firstByteDeadline, idle: config.timeouts.idle)
+        defer { lease.release() }
+        let bytes = try await Self.collect(response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total)
         return UpstreamResponse(status: status, headers: headers, body: .complete(bytes))
     }
 
+    /// A slot of the gate, waiting at most until `deadline`; a full queue or a wait that runs out is
+    /// `UpstreamError.overloaded`.
+    private func acquireSlot(until deadline: ContinuousClock.Instant) async throws -> GateLease {
+        let gate = self.gate
+        if gate.tryAcquire() { return GateLease(gate) }
+        let acquired = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await gate.acquire()
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(until: deadline, clock: .continuous)
+                return false
+            }
+            let first = try await group.next() ?? false
+            group.cancelAll()
+            if !first {
+                // The wait ran out, but the slot may have been granted just before the waiter was cancelled.
+                while let late = try? await group.next() {
+                    if late { gate.release() }
+                }
+            }
+            return first
+        }
+        guard acquired else { throw UpstreamError.overloaded }
+        return GateLease(gate)
+    }
+
     /// Reads a whole body, failing if the upstream goes quiet for longer than `idle`.
-    static func collect(_ body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration)
-        async throws -> [UInt8]
-    {
-        let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte)
+    static func collect(
+        _ body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration,
+        total: ContinuousClock.Instant?
+    ) async throws -> [UInt8] {
+        let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte, total: total)
         return try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
             group.addTask {
                 var bytes: [UInt8] = []
@@ -87,11 +129,12 @@ public struct OpenAIProvider: Provider {
 
     /// Parses the SSE body in a task of its own. After `[DONE]` the consumer is released at once while
     /// the rest of the body is drained, so that the connection goes back to the pool.
-    static func events(of body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration)
-        -> UpstreamEvents
-    {
-        EventPump.start { events in
-            let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte)
+    static func events(
+        of body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration,
+        total: ContinuousClock.Instant?, onEnd: @escaping @Sendable () -> Void
+    ) -> UpstreamEvents {
+        EventPump.start(onEnd: onEnd) { events in
+            let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte, total: total)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     var parser = SSEParser()

@@ -24,6 +24,9 @@ public final class Providers: Service, Sendable {
                     idleTimeout: .seconds(60),
                     concurrentHTTP1ConnectionsPerHostSoftLimit: config.maxConnections
                 )
+                // A refused connection fails the attempt at once, so routing can move to the next
+                // deployment instead of waiting out `timeouts.connect`.
+                configuration.connectionPool.retryConnectionEstablishment = false
                 configuration.decompression = .disabled
                 configuration.redirectConfiguration = .disallow
                 let client = HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: configuration)

@@ -58,7 +58,10 @@ struct GatewayHarness {
                 .init(name: "m-dead", deployments: [.init(provider: "dead", model: "x")]),
                 .init(name: "demo", deployments: [.init(provider: "demo", model: "demo")]),
                 .init(name: "emb", endpoints: [.embeddings], deployments: [.init(provider: "fake", model: "upstream-emb")]),
-            ]
+            ],
+            // One attempt and no cooldown from failures, so that tests about one request's path are not
+            // steered by the requests before them; RoutingTests set routing themselves.
+            routing: .init(maxAttempts: 1, cooldown: .init(failures: 1_000_000))
         )
     }
 
@@ -71,8 +74,11 @@ struct GatewayHarness {
         }
     }
 
+    /// `configure` adjusts the config above (routing, limits, more providers and models) before the app starts.
     static func run(
-        balance: String = "1000.00", database: Database = .sqlite, _ body: @Sendable (GatewayHarness) async throws -> Void
+        balance: String = "1000.00", database: Database = .sqlite,
+        configure: @Sendable (inout Config, _ accountID: String) -> Void = { _, _ in },
+        _ body: @Sendable (GatewayHarness) async throws -> Void
     ) async throws {
         let upstream = try await FakeUpstream.start()
         let deadPort = try await unusedPort()
@@ -98,8 +104,10 @@ struct GatewayHarness {
             let accounts = Accounts(store: store)
             _ = try await accounts.createAccount(id: accountID, name: "test account", balance: try #require(Money(balance)))
             let key = try await accounts.createKey(accountID: accountID, label: "test", models: nil, expiresAt: nil).secret
+            var config = config(upstream: upstream, deadPort: deadPort, database: url)
+            configure(&config, accountID)
             let app = buildApplication(
-                config: config(upstream: upstream, deadPort: deadPort, database: url),
+                config: config,
                 dependencies: .init(
                     eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger, store: store,
                     instance: "test", adminDigest: Array(SHA256.hash(data: Array("sk-admin-test".utf8))))

@@ -117,6 +117,12 @@ models:
   demo: {{deployments: [{{provider: demo}}]}}
   priced: {{deployments: [{{provider: fake, model: upstream-m}}], price: {{request: "0.01"}}}}
   emb: {{endpoints: [embeddings], deployments: [{{provider: fake, model: upstream-emb}}]}}
+  m-429: {{deployments: [{{provider: fake, model: upstream-429}}]}}
+  m-routed: {{deployments: [{{provider: dead, model: gone}}, {{provider: fake, model: upstream-routed, priority: 1}}]}}
+  m-limited: {{deployments: [{{provider: fake, model: upstream-limited}}], limits: {{requests_per_minute: 3}}}}
+# The tests share one gateway: no cooldowns from failures (a test's scripted 500s must not steer the
+# next test), and no new attempt after 2 s, so a first-byte timeout (3 s) is answered, not retried.
+routing: {{deadline: 2s, backoff: 10ms, cooldown: {{failures: 1000000}}}}
 """
 
 

@@ -149,7 +149,8 @@ def test_upstream_400_passes_through(client, stream):
 def test_upstream_429_passes_through_with_retry_after(client):
     with pytest.raises(openai.RateLimitError) as caught:
         client.chat.completions.create(
-            model="m", messages=USER_HI, extra_body=fake(status=429, message="slow down", retry_after="7")
+            # A model of its own: the upstream's retry-after keeps its deployment out for 7 s.
+            model="m-429", messages=USER_HI, extra_body=fake(status=429, message="slow down", retry_after="7")
         )
     assert caught.value.status_code == 429
     assert caught.value.response.headers.get("retry-after") == "7"

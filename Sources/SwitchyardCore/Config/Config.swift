@@ -9,6 +9,10 @@ public struct Config: Sendable {
     public var logLevel: String
     public var providers: [ProviderConfig]
     public var models: [ModelConfig]
+    /// Retries, backoff, the overall deadline and cooldowns (`routing:`).
+    public var routing: RoutingConfig
+    /// Per-account, per-key and per-end-user limits (`limits:`); per-model limits live on the model.
+    public var limits: LimitsConfig
 
     public init(
         server: Server = .init(),
@@ -16,7 +20,9 @@ public struct Config: Sendable {
         adminKey: String? = nil,
         logLevel: String = "info",
         providers: [ProviderConfig] = [],
-        models: [ModelConfig] = []
+        models: [ModelConfig] = [],
+        routing: RoutingConfig = .init(),
+        limits: LimitsConfig = .init()
     ) {
         self.server = server
         self.database = database
@@ -24,6 +30,8 @@ public struct Config: Sendable {
         self.logLevel = logLevel
         self.providers = providers
         self.models = models
+        self.routing = routing
+        self.limits = limits
     }
 
     public struct Server: Sendable, Equatable {
@@ -74,11 +82,17 @@ public struct ProviderConfig: Sendable, Equatable {
         public var firstByte: Duration
         /// Longest silence between two pieces of a response once it has started.
         public var idle: Duration
+        /// The whole exchange, from sending the request to the response's last byte; nil = no limit.
+        public var total: Duration?
 
-        public init(connect: Duration = .seconds(10), firstByte: Duration = .seconds(120), idle: Duration = .seconds(60)) {
+        public init(
+            connect: Duration = .seconds(10), firstByte: Duration = .seconds(120), idle: Duration = .seconds(60),
+            total: Duration? = nil
+        ) {
             self.connect = connect
             self.firstByte = firstByte
             self.idle = idle
+            self.total = total
         }
     }
 
@@ -103,8 +117,10 @@ public struct ProviderConfig: Sendable, Equatable {
     public var apiKey: String?
     public var stream: StreamMode
     public var timeouts: Timeouts
-    /// Upper bound on open connections to this upstream.
+    /// Upper bound on open connections to this upstream (and so on requests in flight to it).
     public var maxConnections: Int
+    /// Requests that may wait for one of those connections; past this they are refused (503).
+    public var maxQueue: Int
     /// Extra headers sent with every upstream request (e.g. an organisation id).
     public var headers: [String: String]
     public var test: TestModel
@@ -117,6 +133,7 @@ public struct ProviderConfig: Sendable, Equatable {
         stream: StreamMode = .native,
         timeouts: Timeouts = .init(),
         maxConnections: Int = 64,
+        maxQueue: Int = 256,
         headers: [String: String] = [:],
         test: TestModel = .init()
     ) {
@@ -127,6 +144,7 @@ public struct ProviderConfig: Sendable, Equatable {
         self.stream = stream
         self.timeouts = timeouts
         self.maxConnections = maxConnections
+        self.maxQueue = maxQueue
         self.headers = headers
         self.test = test
     }
@@ -139,10 +157,30 @@ public struct ModelConfig: Sendable, Equatable {
         public var provider: String
         /// The model id the upstream knows; defaults to the public name.
         public var model: String
+        /// Lower is tried first; deployments of equal priority share requests by `weight`.
+        public var priority: Int
+        /// Share of requests among the deployments of the same priority.
+        public var weight: Int
 
-        public init(provider: String, model: String) {
+        public init(provider: String, model: String, priority: Int = 0, weight: Int = 1) {
             self.provider = provider
             self.model = model
+            self.priority = priority
+            self.weight = weight
+        }
+
+        /// `provider/upstream-model`: how ledger rows, logs, cooldowns and metrics name it.
+        public var id: String { "\(provider)/\(model)" }
+    }
+
+    /// Limits that protect the model's backends, whoever calls.
+    public struct Limits: Sendable, Equatable {
+        public var requestsPerMinute: Int?
+        public var concurrent: Int?
+
+        public init(requestsPerMinute: Int? = nil, concurrent: Int? = nil) {
+            self.requestsPerMinute = requestsPerMinute
+            self.concurrent = concurrent
         }
     }
 
@@ -157,6 +195,9 @@ public struct ModelConfig: Sendable, Equatable {
     /// Which endpoints the model serves: chat, completions, embeddings.
     public var endpoints: Set<Endpoint>
     public var deployments: [Deployment]
+    /// Other models tried, in order, when none of this model's deployments could answer.
+    public var fallbacks: [String]
+    public var limits: Limits
     /// List price, before the account's multiplier.
     public var price: Price
     /// For per-second prices: the longest generation a hold reserves for (and that is billed).
@@ -171,9 +212,13 @@ public struct ModelConfig: Sendable, Equatable {
         ownedBy: String = "switchyard",
         endpoints: Set<Endpoint> = [.chatCompletions, .completions],
         deployments: [Deployment],
+        fallbacks: [String] = [],
+        limits: Limits = .init(),
         price: Price = .free,
         maxSeconds: Int = 300
     ) {
+        self.fallbacks = fallbacks
+        self.limits = limits
         self.name = name
         self.description = description
         self.context = context

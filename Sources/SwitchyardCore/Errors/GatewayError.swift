@@ -147,6 +147,36 @@ extension GatewayError {
         )
     }
 
+    /// Every connection to the upstream is busy and its wait queue (`max_queue`) is full.
+    public static func upstreamOverloaded(_ provider: String) -> GatewayError {
+        GatewayError(
+            status: 503,
+            message: "The upstream serving this model (\(provider)) is at capacity. Please retry shortly.",
+            type: "server_error",
+            code: "upstream_overloaded",
+            headers: [("retry-after", "1")]
+        )
+    }
+
+    /// Every deployment of the model (and of its fallbacks) is cooling down after repeated failures.
+    public static func noDeploymentAvailable(_ model: String, retryAfterSeconds: Int) -> GatewayError {
+        GatewayError(
+            status: 503,
+            message: "The model '\(model)' is temporarily unavailable: its upstreams failed repeatedly. "
+                + "Please retry in \(retryAfterSeconds)s.",
+            type: "server_error",
+            code: "model_unavailable",
+            headers: [("retry-after", "\(retryAfterSeconds)")]
+        )
+    }
+
+    /// The same error with more response headers.
+    public func adding(headers more: [(name: String, value: String)]) -> GatewayError {
+        var copy = self
+        copy.headers += more
+        return copy
+    }
+
     public static let internalError = GatewayError(
         status: 500,
         message: "The gateway had an internal error while handling your request.",

@@ -41,11 +41,14 @@ public enum UpstreamError: Error, Sendable, Equatable {
     case closedEarly
     /// The upstream answered something that is not a valid OpenAI-style response.
     case invalidResponse(String)
+    /// Every connection to the upstream is busy and its wait queue is full (or the wait ran out).
+    case overloaded
 
     public enum Phase: String, Sendable {
         case connect = "connect"
         case firstByte = "waiting for the first byte"
         case idle = "no data between chunks"
+        case total = "total time"
     }
 }
 

@@ -13,7 +13,7 @@ struct Billing: Sendable {
     /// (minus other holds) does not cover it.
     func admit(
         plan: RelayPlan, inference: InferenceRequest, model: ModelConfig, caller: Caller, endUser: String?,
-        arrivedAt: ContinuousClock.Instant, logger: Logger, onSettled: @escaping @Sendable () -> Void
+        arrivedAt: ContinuousClock.Instant, logger: Logger, onSettled: @escaping @Sendable (LedgerSettlement) -> Void
     ) async throws -> BillingTicket {
         let hold = HoldEstimate.hold(for: inference, model: model, multiplierPPM: caller.account.multiplierPPM)
         let open = LedgerOpen(

@@ -21,6 +21,9 @@ final class BillingTicket: Sendable {
         var sentAt: ContinuousClock.Instant?
         var firstOutputAt: ContinuousClock.Instant?
         var lastByteAt: ContinuousClock.Instant?
+        /// The deployment that served (or last failed), and what routing tried.
+        var deployment: String?
+        var attempts: String?
         var settled = false
     }
 
@@ -32,12 +35,13 @@ final class BillingTicket: Sendable {
     private let arrivedAt: ContinuousClock.Instant
     private let logger: Logger
     private let state: Mutex<State>
-    /// Runs once the ticket is settled (the request leaves the in-flight registry).
-    private let onSettled: @Sendable () -> Void
+    /// Runs once the ticket is settled (the request leaves the in-flight registry and its limits).
+    private let onSettled: @Sendable (LedgerSettlement) -> Void
 
     init(
         open: LedgerOpen, store: any BillingStore, model: ModelConfig, multiplierPPM: Int64, promptEstimate: Int,
-        arrivedAt: ContinuousClock.Instant, logger: Logger, onSettled: @escaping @Sendable () -> Void = {}
+        arrivedAt: ContinuousClock.Instant, logger: Logger,
+        onSettled: @escaping @Sendable (LedgerSettlement) -> Void = { _ in }
     ) {
         self.onSettled = onSettled
         self.open = open
@@ -59,7 +63,7 @@ final class BillingTicket: Sendable {
         }) else { return }
         let store = self.store
         let logger = self.logger
-        onSettled()
+        onSettled(settlement)
         Task { await Self.write(settlement, to: store, logger: logger) }
     }
 
@@ -79,6 +83,15 @@ final class BillingTicket: Sendable {
         }
     }
 
+    /// What routing did, for the ledger row: the deployment used and the attempts (`nil` when the
+    /// first one answered).
+    func recordRouting(deployment: String?, attempts: String?) {
+        state.withLock { state in
+            if let deployment { state.deployment = deployment }
+            state.attempts = attempts
+        }
+    }
+
     func markFirstOutput() {
         state.withLock { state in
             if state.firstOutputAt == nil { state.firstOutputAt = .now }
@@ -94,7 +107,7 @@ final class BillingTicket: Sendable {
             if state.lastByteAt == nil { state.lastByteAt = .now }
             return makeSettlement(state, outcome)
         }) else { return nil }
-        onSettled()
+        onSettled(settlement)
         return await Self.write(settlement, to: store, logger: logger)
     }
 
@@ -121,7 +134,8 @@ final class BillingTicket: Sendable {
             queueMillis: Self.millis(sent - arrivedAt), loadMillis: 0,
             firstTokenMillis: state.firstOutputAt.map { Self.millis($0 - sent) },
             generationMillis: Self.millis(last - sent),
-            finishedAt: Int64(Date().timeIntervalSince1970 * 1000)
+            finishedAt: Int64(Date().timeIntervalSince1970 * 1000),
+            deployment: state.deployment, attempts: state.attempts
         )
     }
 

@@ -38,7 +38,9 @@ public enum ConfigLoader {
     }
 
     static func read(_ root: ConfigNode) throws(ConfigError) -> Config {
-        let fields = try root.fields(["server", "database", "admin_key", "log_level", "providers", "models"])
+        let fields = try root.fields([
+            "server", "database", "admin_key", "log_level", "providers", "models", "routing", "limits",
+        ])
         var config = Config()
         if let server = fields["server"] { config.server = try readServer(server) }
         if let database = fields["database"] {
@@ -63,8 +65,9 @@ public enum ConfigLoader {
         guard let models = fields["models"] else { throw root.error("'models' is required: name at least one model") }
         let providerNames = Set(config.providers.map(\.name))
         var taken: [String: String] = [:]
+        let modelNames = Set(try models.mapping().map(\.key))
         for (name, node) in try models.mapping() {
-            let model = try readModel(name, node, providers: providerNames)
+            let model = try readModel(name, node, providers: providerNames, models: modelNames)
             for alias in [name] + model.aliases {
                 if let owner = taken[alias] {
                     throw node.error("'\(alias)' is already the name or an alias of model '\(owner)'")
@@ -73,6 +76,8 @@ public enum ConfigLoader {
             }
             config.models.append(model)
         }
+        if let routing = fields["routing"] { config.routing = try readRouting(routing) }
+        if let limits = fields["limits"] { config.limits = try readLimits(limits) }
         return config
     }
 
@@ -88,7 +93,8 @@ public enum ConfigLoader {
 
     static func readProvider(_ name: String, _ node: ConfigNode) throws(ConfigError) -> ProviderConfig {
         let fields = try node.fields([
-            "kind", "base_url", "api_key", "stream", "timeouts", "max_connections", "headers", "tokens", "token_delay",
+            "kind", "base_url", "api_key", "stream", "timeouts", "max_connections", "max_queue", "headers", "tokens",
+            "token_delay",
         ])
         guard let kindNode = fields["kind"] else { throw node.error("'kind' is required (openai or test)") }
         let kindText = try kindNode.string()
@@ -118,12 +124,17 @@ public enum ConfigLoader {
             provider.stream = mode
         }
         if let timeouts = fields["timeouts"] {
-            let values = try timeouts.fields(["connect", "first_byte", "idle"])
+            let values = try timeouts.fields(["connect", "first_byte", "idle", "total"])
             if let value = values["connect"] { provider.timeouts.connect = try positive(value) }
             if let value = values["first_byte"] { provider.timeouts.firstByte = try positive(value) }
             if let value = values["idle"] { provider.timeouts.idle = try positive(value) }
+            if let value = values["total"] { provider.timeouts.total = try positive(value) }
         }
         if let value = fields["max_connections"] { provider.maxConnections = try value.int(in: 1...10_000) }
+        if let value = fields["max_queue"] { provider.maxQueue = try value.int(in: 0...1_000_000) }
+        for key in ["max_connections", "max_queue"] where kind == .test && fields[key] != nil {
+            throw fields[key].map { $0.error("not used by kind test") } ?? node.error("")
+        }
         if let value = fields["headers"] { provider.headers = try value.stringMap() }
         for key in ["tokens", "token_delay"] where kind != .test && fields[key] != nil {
             throw fields[key].map { $0.error("only used by kind test") } ?? node.error("")
@@ -139,22 +150,32 @@ public enum ConfigLoader {
         return value
     }
 
-    static func readModel(_ name: String, _ node: ConfigNode, providers: Set<String>) throws(ConfigError) -> ModelConfig {
+    static func readModel(_ name: String, _ node: ConfigNode, providers: Set<String>, models: Set<String> = [])
+        throws(ConfigError) -> ModelConfig
+    {
         let fields = try node.fields([
             "description", "context", "max_output_tokens", "aliases", "owned_by", "endpoints", "deployments", "price",
+            "fallbacks", "limits",
         ])
         guard let deploymentsNode = fields["deployments"] else {
             throw node.error("'deployments' is required: list at least one {provider, model}")
         }
         var deployments: [ModelConfig.Deployment] = []
         for element in try deploymentsNode.sequence() {
-            let values = try element.fields(["provider", "model"])
+            let values = try element.fields(["provider", "model", "priority", "weight"])
             guard let providerNode = values["provider"] else { throw element.error("'provider' is required") }
             let provider = try providerNode.string()
             guard providers.contains(provider) else {
                 throw providerNode.error("no provider named '\(provider)' under 'providers'")
             }
-            deployments.append(.init(provider: provider, model: try values["model"]?.string() ?? name))
+            let deployment = ModelConfig.Deployment(
+                provider: provider, model: try values["model"]?.string() ?? name,
+                priority: try values["priority"]?.int(in: 0...1_000_000) ?? 0,
+                weight: try values["weight"]?.int(in: 1...1_000_000) ?? 1)
+            guard !deployments.contains(where: { $0.id == deployment.id }) else {
+                throw element.error("'\(deployment.id)' is listed twice")
+            }
+            deployments.append(deployment)
         }
         guard !deployments.isEmpty else { throw deploymentsNode.error("list at least one deployment") }
         var model = ModelConfig(name: name, deployments: deployments)
@@ -163,6 +184,21 @@ public enum ConfigLoader {
         model.maxOutputTokens = try fields["max_output_tokens"]?.int(in: 1...100_000_000)
         model.aliases = try fields["aliases"]?.stringList() ?? []
         if let owner = fields["owned_by"] { model.ownedBy = try owner.string() }
+        if let fallbacks = fields["fallbacks"] {
+            model.fallbacks = try fallbacks.stringList()
+            for fallback in model.fallbacks {
+                guard models.contains(fallback) else {
+                    throw fallbacks.error("no model named '\(fallback)' under 'models' (fallbacks name models, not aliases)")
+                }
+                guard fallback != name else { throw fallbacks.error("a model cannot fall back to itself") }
+            }
+            guard Set(model.fallbacks).count == model.fallbacks.count else { throw fallbacks.error("a model is listed twice") }
+        }
+        if let limits = fields["limits"] {
+            let values = try limits.fields(["requests_per_minute", "concurrent"])
+            model.limits.requestsPerMinute = try values["requests_per_minute"]?.int(in: 1...100_000_000)
+            model.limits.concurrent = try values["concurrent"]?.int(in: 1...1_000_000)
+        }
         if let priceNode = fields["price"] { (model.price, model.maxSeconds) = try readPrice(priceNode) }
         if let endpointsNode = fields["endpoints"] {
             var endpoints: Set<Endpoint> = []

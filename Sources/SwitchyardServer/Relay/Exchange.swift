@@ -20,7 +20,21 @@ struct Exchange: Sendable {
     var providerName: String { provider.config.name }
     var endpoint: Endpoint { inference.endpoint }
 
-    func run() async throws -> Response {
+    /// What an attempt got from its upstream before anything was sent to the client.
+    enum Opening: Sendable {
+        /// A whole answer.
+        case complete(JSONObject)
+        /// A stream and its first event (`nil`: it ended at once).
+        case events(UpstreamEvents, first: [UInt8]?)
+        /// The caller stopped the request before the upstream produced anything.
+        case stopped
+    }
+
+    /// Sends the request and waits for the upstream's first sign of a good answer: a whole body that
+    /// is a JSON object, or a stream's first event. Everything it throws happened before the client
+    /// got anything, so the router may try another deployment: an `UpstreamError`, an
+    /// `UpstreamStatus` (a non-2xx answer) or a `GatewayError`.
+    func open() async throws -> Opening {
         let provider = self.provider
         let upstreamRequest = plan.upstream
         let logger = self.logger
@@ -29,26 +43,44 @@ struct Exchange: Sendable {
         do {
             upstream = try await untilSignalled([client, stop]) { try await provider.send(upstreamRequest, logger: logger) }
         } catch {
-            if stop.hasFired { return await stoppedBeforeOutput() }
-            throw UpstreamFailure.gatewayError(error, provider: providerName)
+            if stop.hasFired { return .stopped }
+            throw error
         }
-        guard (200..<300).contains(upstream.status) else {
-            guard case .complete(let body) = upstream.body else { throw GatewayError.internalError }
-            throw UpstreamFailure.fromStatus(upstream.status, body: body, headers: upstream.headers, provider: providerName)
+        switch upstream.body {
+        case .complete(let body) where !(200..<300).contains(upstream.status):
+            throw UpstreamStatus(status: upstream.status, body: body, headers: upstream.headers)
+        case .complete(let bytes):
+            return .complete(try parseObject(bytes))
+        case .events(let events):
+            // The first event is awaited before the status is sent: an upstream that fails before
+            // producing anything gets an honest HTTP error (or another deployment), not a 200 with
+            // an error inside.
+            do {
+                let first = try await untilSignalled([client, stop]) { try await events.next() }
+                return .events(events, first: first)
+            } catch {
+                events.cancel()
+                if stop.hasFired { return .stopped }
+                throw error
+            }
         }
+    }
 
-        switch (inference.stream, upstream.body) {
-        case (false, .complete(let bytes)):
-            var object = try parseObject(bytes)
+    /// The answer to the client from what `open` got, along one of the four paths.
+    func respond(_ opening: Opening) async throws -> Response {
+        switch (inference.stream, opening) {
+        case (_, .stopped):
+            return await stoppedBeforeOutput()
+
+        case (false, .complete(var object)):
             try await settleWhole(object)
             plan.identity.stamp(&object, endpoint: endpoint)
             return Relay.json(object)
 
-        case (false, .events(let events)):
-            return Relay.json(try await aggregate(events))
+        case (false, .events(let events, let first)):
+            return Relay.json(try await aggregate(events, first: first))
 
-        case (true, .complete(let bytes)):
-            let object = try parseObject(bytes)
+        case (true, .complete(let object)):
             try await settleWhole(object)
             let chunks = StreamSynthesizer.chunks(
                 from: object, endpoint: endpoint, identity: plan.identity, includeUsage: inference.includeUsage)
@@ -57,17 +89,7 @@ struct Exchange: Sendable {
                 try await writer.write(ByteBuffer(bytes: SSE.done))
             }
 
-        case (true, .events(let events)):
-            // The first event is awaited before the status is sent: an upstream that fails before
-            // producing anything gets an honest HTTP error instead of a 200 with an error inside.
-            let first: [UInt8]?
-            do {
-                first = try await untilSignalled([client, stop]) { try await events.next() }
-            } catch {
-                events.cancel()
-                if stop.hasFired { return await stoppedBeforeOutput() }
-                throw UpstreamFailure.gatewayError(error, provider: providerName)
-            }
+        case (true, .events(let events, let first)):
             let exchange = self
             return Relay.eventStream { writer in
                 try await exchange.pipe(events, first: first, into: &writer)
@@ -105,7 +127,7 @@ struct Exchange: Sendable {
         return Relay.json(StreamAggregator(endpoint: endpoint).cancelledResponse(identity: plan.identity, usage: usage))
     }
 
-    private func aggregate(_ events: UpstreamEvents) async throws -> JSONObject {
+    private func aggregate(_ events: UpstreamEvents, first: [UInt8]?) async throws -> JSONObject {
         let endpoint = self.endpoint
         let ticket = self.ticket
         let providerName = self.providerName
@@ -115,8 +137,9 @@ struct Exchange: Sendable {
         do {
             (aggregator, stopped) = try await untilSignalled([client, stop]) {
                 var aggregator = StreamAggregator(endpoint: endpoint)
+                var next = first
                 do {
-                    while let payload = try await events.next() {
+                    while let payload = next {
                         guard case .object(let chunk) = try? JSONValue.parse(payload) else {
                             throw UpstreamError.invalidResponse("a stream event is not a JSON object")
                         }
@@ -127,6 +150,7 @@ struct Exchange: Sendable {
                         ticket.record(
                             usage: aggregator.usage, outputChunks: aggregator.outputChunks,
                             outputBytes: aggregator.outputBytes)
+                        next = try await events.next()
                     }
                 } catch is CancellationError where stop.hasFired {
                     return (aggregator, true)

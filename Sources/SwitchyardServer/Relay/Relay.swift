@@ -16,6 +16,8 @@ struct Relay: Sendable {
     let billing: Billing
     let inFlight: InFlight
     let maxBodyBytes: Int
+    let router: DeploymentRouter
+    let limits: Limits
 
     /// How the caller named itself and the model: `Authorization: Bearer` and the body (`/v1/…`), or
     /// the seed service's path segments (`/llm_api/{openid}/{userid}/{AI_system}/v1/…`).
@@ -43,32 +45,50 @@ struct Relay: Sendable {
             throw GatewayError.unsupported(
                 "The model '\(model.name)' does not support \(endpoint.path.dropFirst()).", param: "model")
         }
-        // Routing across several deployments, retries and fallbacks come with the routing work;
-        // until then a model is served by its first deployment.
-        let deployment = model.deployments[0]
-        guard let provider = providers[deployment.provider] else { throw GatewayError.internalError }
-        let plan = RelayPlan(inference: inference, model: model, deployment: deployment, provider: provider.config)
+        let candidates = router.candidates(for: model, endpoint: endpoint)
+        guard let first = candidates.first else { throw GatewayError.internalError }
+        let plan = RelayPlan(inference: inference, model: model, deployment: first.deployment, provider: first.provider.config)
         let endUser = style.pathUser ?? inference.body["user"]?.stringValue
+        let admission = try limits.admit(model: model, caller: caller, endUser: endUser, inference: inference)
+        let limitHeaders = admission.snapshot.headers
         let requestID = plan.identity.id
         let inFlight = self.inFlight
-        let ticket = try await billing.admit(
-            plan: plan, inference: inference, model: model, caller: caller, endUser: endUser, arrivedAt: arrivedAt,
-            logger: context.logger, onSettled: { inFlight.unregister(id: requestID) })
+        let ticket: BillingTicket
+        do {
+            ticket = try await billing.admit(
+                plan: plan, inference: inference, model: model, caller: caller, endUser: endUser, arrivedAt: arrivedAt,
+                logger: context.logger,
+                onSettled: { settlement in
+                    inFlight.unregister(id: requestID)
+                    admission.finish(tokens: settlement.promptTokens + settlement.completionTokens)
+                })
+        } catch {
+            admission.revoke()
+            throw (error as? GatewayError)?.adding(headers: limitHeaders) ?? error
+        }
         let stop = Signal()
         inFlight.register(id: requestID, accountID: caller.account.id, endUser: endUser, stop: stop)
-        let exchange = Exchange(
-            plan: plan, inference: inference, provider: provider, ticket: ticket,
-            client: connections.connection(for: context.channel), stop: stop, logger: context.logger)
+        let client = connections.connection(for: context.channel)
         do {
-            return try await exchange.run()
+            var response = try await router.serve(
+                candidates, model: model.name, arrivedAt: arrivedAt, ticket: ticket, signals: [client], stop: stop,
+                logger: context.logger
+            ) { candidate in
+                Exchange(
+                    plan: plan.retargeted(candidate.deployment, provider: candidate.provider.config, inference: inference),
+                    inference: inference, provider: candidate.provider, ticket: ticket, client: client, stop: stop,
+                    logger: context.logger)
+            }
+            response.add(headers: limitHeaders)
+            return response
         } catch {
-            let failure = (error as? GatewayError) ?? UpstreamFailure.gatewayError(error, provider: provider.config.name)
-            let gone = error is CancellationError || exchange.client?.hasFired == true
+            let failure = (error as? GatewayError) ?? UpstreamFailure.gatewayError(error, provider: first.provider.config.name)
+            let gone = error is CancellationError || client?.hasFired == true
             await ticket.settle(
                 .init(
                     status: gone ? "client_closed" : "failed", endReason: gone ? "client_closed" : failure.code ?? "error",
                     httpStatus: gone ? 499 : failure.httpStatus, charge: false))
-            throw failure
+            throw failure.adding(headers: limitHeaders)
         }
     }
 
@@ -121,6 +141,14 @@ struct RelayPlan: Sendable {
     let deployment: String
 
     init(inference: InferenceRequest, model: ModelConfig, deployment: ModelConfig.Deployment, provider: ProviderConfig) {
+        self.init(
+            inference: inference, deployment: deployment, provider: provider,
+            identity: .make(for: inference.endpoint, model: model.name, created: Int(Date().timeIntervalSince1970)))
+    }
+
+    private init(
+        inference: InferenceRequest, deployment: ModelConfig.Deployment, provider: ProviderConfig, identity: ResponseIdentity
+    ) {
         var body = inference.body
         body["model"] = .string(deployment.model)
         let endpoint = inference.endpoint
@@ -142,7 +170,14 @@ struct RelayPlan: Sendable {
             body["stream_options"] = nil
         }
         upstream = UpstreamRequest(endpoint: endpoint, body: body, stream: stream)
-        identity = .make(for: endpoint, model: model.name, created: Int(Date().timeIntervalSince1970))
-        self.deployment = "\(provider.name)/\(deployment.model)"
+        self.identity = identity
+        self.deployment = deployment.id
+    }
+
+    /// The same request for another deployment (a retry or a fallback); the client still sees one id
+    /// and the model it asked for.
+    func retargeted(_ deployment: ModelConfig.Deployment, provider: ProviderConfig, inference: InferenceRequest) -> RelayPlan {
+        guard deployment.id != self.deployment else { return self }
+        return RelayPlan(inference: inference, deployment: deployment, provider: provider, identity: identity)
     }
 }

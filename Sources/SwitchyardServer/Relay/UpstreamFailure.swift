@@ -12,6 +12,7 @@ enum UpstreamFailure {
             case .timeout(let phase): return .upstreamTimeout(provider, phase.rawValue)
             case .closedEarly: return .upstreamBroken(provider, "the connection closed before the response was complete")
             case .invalidResponse(let detail): return .upstreamBroken(provider, detail)
+            case .overloaded: return .upstreamOverloaded(provider)
             }
         default: return .upstreamBroken(provider, "unexpected error")
         }

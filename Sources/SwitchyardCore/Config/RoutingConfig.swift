@@ -1,0 +1,80 @@
+/// How a request moves between deployments when one fails before answering (`routing:`).
+public struct RoutingConfig: Sendable, Equatable {
+    /// Attempts at most per request, across the model's deployments and its fallbacks'.
+    public var maxAttempts: Int
+    /// From the request's arrival: no attempt starts, and no backoff waits, past this.
+    public var deadline: Duration
+    /// Backoff before the second attempt; doubles with each further one (full jitter), up to `maxBackoff`.
+    public var backoff: Duration
+    public var maxBackoff: Duration
+    public var cooldown: Cooldown
+
+    /// A deployment that fails `failures` times in a row is skipped for `duration`, then tried again.
+    public struct Cooldown: Sendable, Equatable {
+        public var failures: Int
+        public var duration: Duration
+
+        public init(failures: Int = 3, duration: Duration = .seconds(30)) {
+            self.failures = failures
+            self.duration = duration
+        }
+    }
+
+    public init(
+        maxAttempts: Int = 4, deadline: Duration = .seconds(30), backoff: Duration = .milliseconds(50),
+        maxBackoff: Duration = .seconds(1), cooldown: Cooldown = .init()
+    ) {
+        self.maxAttempts = maxAttempts
+        self.deadline = deadline
+        self.backoff = backoff
+        self.maxBackoff = maxBackoff
+        self.cooldown = cooldown
+    }
+}
+
+/// Limits on callers (`limits:`), enforced per gateway process. Per-model limits are on `ModelConfig`.
+public struct LimitsConfig: Sendable, Equatable {
+    /// What one account, or one key, may do; nil fields are unlimited.
+    public struct Caller: Sendable, Equatable {
+        public var requestsPerMinute: Int?
+        public var tokensPerMinute: Int?
+        public var concurrent: Int?
+
+        public init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, concurrent: Int? = nil) {
+            self.requestsPerMinute = requestsPerMinute
+            self.tokensPerMinute = tokensPerMinute
+            self.concurrent = concurrent
+        }
+
+        /// `override`'s fields where it sets them, this one's elsewhere.
+        public func overridden(by override: Caller?) -> Caller {
+            guard let override else { return self }
+            return Caller(
+                requestsPerMinute: override.requestsPerMinute ?? requestsPerMinute,
+                tokensPerMinute: override.tokensPerMinute ?? tokensPerMinute,
+                concurrent: override.concurrent ?? concurrent)
+        }
+    }
+
+    /// Every account's default.
+    public var account: Caller
+    /// Every key's default.
+    public var key: Caller
+    /// Requests per minute of one end user (the body's `user` or the path's `{userid}`) of one account.
+    public var endUserRequestsPerMinute: Int?
+    /// By account id: replaces the default's fields it sets.
+    public var accounts: [String: Caller]
+    /// By key id: replaces the default's fields it sets.
+    public var keys: [String: Caller]
+
+    public init(
+        account: Caller = .init(), key: Caller = .init(), endUserRequestsPerMinute: Int? = nil,
+        accounts: [String: Caller] = [:], keys: [String: Caller] = [:]
+    ) {
+        self.account = account
+        self.key = key
+        self.endUserRequestsPerMinute = endUserRequestsPerMinute
+        self.accounts = accounts
+        self.keys = keys
+    }
+}

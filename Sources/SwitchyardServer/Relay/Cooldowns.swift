@@ -1,0 +1,46 @@
+import Metrics
+import Synchronization
+import SwitchyardCore
+
+/// Every deployment's `CooldownState`, shared by all requests of this process: a deployment that
+/// fails `routing.cooldown.failures` times in a row (or answers with `retry-after`) is skipped until
+/// its cooldown ends, then one request probes it.
+final class Cooldowns: Sendable {
+    let policy: RoutingConfig.Cooldown
+    private let states = Mutex<[String: CooldownState]>([:])
+    /// `switchyard_deployment_cooldowns_total`, one counter per deployment, made once.
+    private let counters: [String: Counter]
+
+    init(policy: RoutingConfig.Cooldown, deployments: [String]) {
+        self.policy = policy
+        var counters: [String: Counter] = [:]
+        for id in deployments where counters[id] == nil {
+            counters[id] = Counter(label: "switchyard_deployment_cooldowns_total", dimensions: [("deployment", id)])
+        }
+        self.counters = counters
+    }
+
+    /// Whether a request may use the deployment now (and, when it is half-open, makes this request its probe).
+    func claim(_ deployment: String, now: ContinuousClock.Instant = .now) -> Bool {
+        states.withLock { $0[deployment, default: CooldownState()].claim(now: now, policy: policy) }
+    }
+
+    /// When a deployment that cannot be claimed now becomes available.
+    func availableAt(_ deployment: String, now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant? {
+        states.withLock { $0[deployment]?.availableAt(now: now, policy: policy) }
+    }
+
+    func succeeded(_ deployment: String) {
+        states.withLock { states in
+            // Healthy deployments need no entry; this keeps the common path from growing the map.
+            if states[deployment] != nil { states[deployment] = nil }
+        }
+    }
+
+    func failed(_ deployment: String, retryAfter: Duration?, now: ContinuousClock.Instant = .now) {
+        let cooled = states.withLock {
+            $0[deployment, default: CooldownState()].recordFailure(now: now, policy: policy, retryAfter: retryAfter)
+        }
+        if cooled { counters[deployment]?.increment() }
+    }
+}
