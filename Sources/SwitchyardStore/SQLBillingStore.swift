@@ -16,12 +16,19 @@ public final class SQLBillingStore: BillingStore, Service, Sendable {
     let logger: Logger
     /// Holds and settlements, batched under load.
     let commits: GroupCommit
+    /// On a SQLite file, where holds and settlements are written (see `SQLiteHotPath`).
+    let hotPath: SQLiteHotPath?
     private let closing = Mutex<Task<Void, Never>?>(nil)
 
-    private init(runner: any TransactionRunner, logger: Logger) {
+    private init(runner: any TransactionRunner, hotPath: SQLiteHotPath? = nil, logger: Logger) {
         self.runner = runner
+        self.hotPath = hotPath
         self.logger = logger
-        self.commits = GroupCommit { writes in await SQLBillingStore.apply(writes, runner: runner, logger: logger) }
+        if let hotPath {
+            self.commits = GroupCommit { writes in await hotPath.apply(writes) }
+        } else {
+            self.commits = GroupCommit { writes in await SQLBillingStore.apply(writes, runner: runner, logger: logger) }
+        }
     }
 
     /// Opens the store named by the config's `database` string: `sqlite:PATH` (the file is created
@@ -31,7 +38,14 @@ public final class SQLBillingStore: BillingStore, Service, Sendable {
         switch try StoreLocation(url: url) {
         case .sqlite(let path):
             let runner = try await SQLiteTransactions.open(path: path, logger: logger, eventLoopGroup: eventLoopGroup)
-            return SQLBillingStore(runner: runner, logger: logger)
+            // An in-memory database is private to its connection, so it cannot have a second one.
+            guard path != ":memory:" else { return SQLBillingStore(runner: runner, logger: logger) }
+            do {
+                return SQLBillingStore(runner: runner, hotPath: try SQLiteHotPath(path: path), logger: logger)
+            } catch {
+                await runner.shutdown()
+                throw error
+            }
         case .postgres(let url):
             let runner = PostgresTransactions(
                 configuration: try .parsing(url), logger: logger, eventLoopGroup: eventLoopGroup
@@ -52,7 +66,11 @@ public final class SQLBillingStore: BillingStore, Service, Sendable {
         let task = closing.withLock { task in
             if let task { return task }
             let runner = self.runner
-            let newTask = Task { await runner.shutdown() }
+            let hotPath = self.hotPath
+            let newTask = Task {
+                await hotPath?.close()
+                await runner.shutdown()
+            }
             task = newTask
             return newTask
         }
