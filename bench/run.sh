@@ -132,7 +132,11 @@ echo "== machine"
 echo "cpus: $(nproc) x $(lscpu | sed -n 's/^Model name: *//p')"
 echo "memory: $(free -h | awk '/^Mem:/ {print $2}')"
 echo "swift: $(swift --version 2>&1 | head -1)"
-echo "build: release; commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources Package.swift || echo ' + uncommitted changes')"
+if [[ -n ${BENCH_GATEWAY:-} ]]; then
+    echo "build: gateway $GATEWAY_BIN (given by BENCH_GATEWAY); upstream from commit $(git rev-parse --short HEAD)"
+else
+    echo "build: release; commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources Package.swift || echo ' + uncommitted changes')"
+fi
 echo "pinning: $([[ ${BENCH_PIN:-0} == 1 ]] && echo 'gateway on CPU 1; upstream, wrk and the stream client on CPU 0' || echo 'none (all processes share both cores)')"
 echo "load average before start: $(cut -d" " -f1-3 /proc/loadavg)"
 
