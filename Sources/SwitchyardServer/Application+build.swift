@@ -16,16 +16,22 @@ public struct GatewayDependencies: Sendable {
     public var instance: String
     /// SHA-256 of the admin key; nil disables the admin API.
     public var adminDigest: [UInt8]?
+    /// Where the gateway's metrics go and `/metrics` reads them from.
+    public var metrics: GatewayMetrics
+    /// Serving, draining or stopping; `DrainService` drives it at shutdown.
+    public var lifecycle: GatewayLifecycle
 
     public init(
         eventLoopGroup: any EventLoopGroup, logger: Logger, store: any BillingStore, instance: String,
-        adminDigest: [UInt8]?
+        adminDigest: [UInt8]?, metrics: GatewayMetrics = GatewayMetrics(), lifecycle: GatewayLifecycle = GatewayLifecycle()
     ) {
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.store = store
         self.instance = instance
         self.adminDigest = adminDigest
+        self.metrics = metrics
+        self.lifecycle = lifecycle
     }
 }
 
@@ -39,8 +45,10 @@ public func buildApplication(
     let connections = ClientConnections()
     let catalog = Catalog(models: config.models)
     let authenticator = Authenticator(store: dependencies.store)
-    let billing = Billing(store: dependencies.store, authenticator: authenticator, instance: dependencies.instance)
-    let inFlight = InFlight()
+    let billing = Billing(
+        store: dependencies.store, authenticator: authenticator, instance: dependencies.instance,
+        metrics: dependencies.metrics, lifecycle: dependencies.lifecycle)
+    let inFlight = InFlight(shutdown: dependencies.lifecycle.stopping)
     let relay = Relay(
         catalog: catalog, providers: providers, connections: connections, billing: billing, inFlight: inFlight,
         maxBodyBytes: config.server.maxBodyBytes,
@@ -48,6 +56,7 @@ public func buildApplication(
         limits: Limits(config: config.limits, limiter: RateLimiter()))
 
     let router = Router(context: GatewayRequestContext.self)
+    router.add(middleware: RequestTrackingMiddleware(lifecycle: dependencies.lifecycle, metrics: dependencies.metrics))
     router.add(middleware: OpenAIErrorMiddleware())
     router.get("/") { _, _ in
         Relay.json(["service": "switchyard", "api": "/v1", "models": "/v1/models"])
@@ -66,6 +75,10 @@ public func buildApplication(
         try await relay.handle(.embeddings, request: request, context: context)
     }
     AccountController(authenticator: authenticator, store: dependencies.store).addRoutes(to: router)
+    OperationsController(
+        store: dependencies.store, lifecycle: dependencies.lifecycle, metrics: dependencies.metrics,
+        metricsDigest: config.metricsToken.map(Secrets.hash)
+    ).addRoutes(to: router)
     AdminController(
         accounts: Accounts(store: dependencies.store, authenticator: authenticator), store: dependencies.store,
         gate: AdminGate(digest: dependencies.adminDigest)

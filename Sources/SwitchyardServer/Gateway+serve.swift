@@ -8,14 +8,16 @@ import SwitchyardStore
 
 /// Runs the gateway until SIGTERM or SIGINT. Before serving it migrates the database, releases the
 /// holds a crash left behind and, on a first start, creates the demo account (announcing its key
-/// once). On the signal the server stops accepting connections, requests in flight (streams
-/// included) get `server.shutdown_grace` to finish, then whatever is left is cancelled and the
-/// process exits; the database closes last.
+/// once). On the signal the gateway drains: `/ready` and new requests get 503 while requests in
+/// flight (streams included) get `server.shutdown_grace` to finish; those still running then are
+/// stopped and settled for what they delivered; then the server closes, and the database last.
 public func serve(
-    config: Config, logger: Logger, announce: @escaping @Sendable (String) -> Void, onRunning: @escaping @Sendable (Int) -> Void
+    config: Config, logger: Logger, metrics: GatewayMetrics = GatewayMetrics(),
+    announce: @escaping @Sendable (String) -> Void, onRunning: @escaping @Sendable (Int) -> Void
 ) async throws {
     let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-    let store = try await SQLBillingStore.open(url: config.database, logger: logger, eventLoopGroup: eventLoopGroup)
+    let store = try await SQLBillingStore.open(
+        url: config.database, logger: logger.heldAtDebug, eventLoopGroup: eventLoopGroup)
     let instance = "\(ProcessInfo.processInfo.hostName):\(config.server.port)"
     let prepared: Bootstrap.Outcome
     do {
@@ -25,20 +27,29 @@ public func serve(
         throw error
     }
     prepared.announcements.forEach(announce)
+    let lifecycle = GatewayLifecycle()
     let app = buildApplication(
         config: config,
         dependencies: .init(
             eventLoopGroup: eventLoopGroup, logger: logger, store: store, instance: instance,
-            adminDigest: prepared.adminDigest),
+            adminDigest: prepared.adminDigest, metrics: metrics, lifecycle: lifecycle),
         onServerRunning: { channel in onRunning(channel.localAddress?.port ?? config.server.port) }
     )
+    let grace = config.server.shutdownGrace
+    // Shut down in reverse: the drain first (the server still answers, with 503), then the server,
+    // then the database.
     var configuration = ServiceGroupConfiguration(
-        services: [.init(service: store), .init(service: app)],
+        services: [
+            .init(service: store), .init(service: app),
+            .init(service: DrainService(lifecycle: lifecycle, grace: grace, logger: logger)),
+        ],
         gracefulShutdownSignals: [.sigterm, .sigint],
         cancellationSignals: [],
         logger: logger
     )
-    configuration.maximumGracefulShutdownDuration = config.server.shutdownGrace
+    // The backstop: should stopped requests not settle in time, the process exits anyway (their rows
+    // stay `running` and are released as interrupted at the next start).
+    configuration.maximumGracefulShutdownDuration = grace + DrainService.settleAllowance + .seconds(5)
     let group = ServiceGroup(configuration: configuration)
     try await group.run()
     try await eventLoopGroup.shutdownGracefully()

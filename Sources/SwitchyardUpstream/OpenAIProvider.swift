@@ -46,7 +46,7 @@ public struct OpenAIProvider: Provider {
         let response: HTTPClientResponse
         do {
             response = try await client.execute(
-                outgoing, deadline: .now() + .init(firstByteDeadline - .now), logger: logger)
+                outgoing, deadline: .now() + .init(firstByteDeadline - .now), logger: logger.heldAtDebug)
         } catch {
             lease.release()
             throw Self.map(error, phase: firstByteDeadline == total ? .total : .firstByte)

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import SwitchyardCore
 import SwitchyardServer
 
@@ -38,17 +40,16 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
-        let config = try options.load()
-        let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
-            ?? Logger.Level(rawValue: config.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let config = try options.load()  // LOG_LEVEL is applied there, over `log_level`
+        let level = Logger.Level(rawValue: config.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in makeLogHandler(label: label, format: config.logFormat, level: level) }
+        // One registry for the gateway's own metrics and for whatever reports through swift-metrics;
+        // `GET /metrics` serves it.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "switchyard")
         let models = config.models.map(\.name).joined(separator: ", ")
-        try await serve(config: config, logger: logger, announce: { line in
+        try await serve(config: config, logger: logger, metrics: GatewayMetrics(registry: registry), announce: { line in
             FileHandle.standardOutput.write(Data("switchyard: \(line)\n".utf8))
         }) { port in
             let line = "switchyard listening on http://\(config.server.host):\(port)/v1 (models: \(models))\n"

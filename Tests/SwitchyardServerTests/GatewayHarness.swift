@@ -11,6 +11,7 @@ import SwitchyardCore
 import SwitchyardFakeUpstream
 import SwitchyardStore
 import SwitchyardUpstream
+import Synchronization
 import Testing
 
 @testable import SwitchyardServer
@@ -25,6 +26,10 @@ struct GatewayHarness {
     let accountID: String
     let key: String
     let adminKey = "sk-admin-test"
+    let metrics: GatewayMetrics
+    let lifecycle: GatewayLifecycle
+    /// Every line the gateway logged, as JSON objects (`JSONLogHandler`).
+    let logs: LogCapture
 
     var base: String { "http://127.0.0.1:\(gatewayPort)" }
 
@@ -76,14 +81,18 @@ struct GatewayHarness {
 
     /// `configure` adjusts the config above (routing, limits, more providers and models) before the app starts.
     static func run(
-        balance: String = "1000.00", database: Database = .sqlite,
+        balance: String = "1000.00", database: Database = .sqlite, logLevel: Logger.Level = .info,
         configure: @Sendable (inout Config, _ accountID: String) -> Void = { _, _ in },
         _ body: @Sendable (GatewayHarness) async throws -> Void
     ) async throws {
         let upstream = try await FakeUpstream.start()
         let deadPort = try await unusedPort()
-        var logger = Logger(label: "switchyard.test")
-        logger.logLevel = .warning
+        let logs = LogCapture()
+        let logger = Logger(label: "switchyard.test") { label in
+            JSONLogHandler(label: label, level: logLevel, output: LogOutput { logs.append($0) })
+        }
+        let metrics = GatewayMetrics()
+        let lifecycle = GatewayLifecycle()
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-\(UUID().uuidString).sqlite").path
         let url: String
         switch database {
@@ -110,12 +119,13 @@ struct GatewayHarness {
                 config: config,
                 dependencies: .init(
                     eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger, store: store,
-                    instance: "test", adminDigest: Array(SHA256.hash(data: Array("sk-admin-test".utf8))))
+                    instance: "test", adminDigest: Array(SHA256.hash(data: Array("sk-admin-test".utf8))),
+                    metrics: metrics, lifecycle: lifecycle)
             )
             try await app.test(.live) { client in
                 let harness = GatewayHarness(
                     upstream: upstream, gatewayPort: try #require(client.port), http: http, store: store,
-                    accountID: accountID, key: key)
+                    accountID: accountID, key: key, metrics: metrics, lifecycle: lifecycle, logs: logs)
                 try await body(harness)
             }
         } catch {
@@ -216,4 +226,31 @@ struct GatewayHarness {
 func chat(_ model: String, stream: Bool = false, extra: String = "") -> String {
     let extraFields = extra.isEmpty ? "" : ",\(extra)"
     return #"{"model":"\#(model)","messages":[{"role":"user","content":"hello there"}],"stream":\#(stream)\#(extraFields)}"#
+}
+
+/// Log lines captured in memory, each a JSON object.
+final class LogCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    func append(_ line: [UInt8]) {
+        let text = String(decoding: line, as: UTF8.self)
+        lines.withLock { $0.append(text) }
+    }
+
+    var all: [String] { lines.withLock { $0 } }
+
+    /// The request log lines (`"msg":"request"`), parsed.
+    var requests: [JSONValue] {
+        all.compactMap { try? JSONValue.parse($0) }.filter { $0["msg"]?.stringValue == "request" }
+    }
+
+    /// The request line of one request id, once it was written (a stream's line follows its last byte).
+    func request(_ id: String, timeout: Duration = .seconds(5)) async throws -> JSONValue {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let line = requests.first(where: { $0["request_id"]?.stringValue == id }) { return line }
+            guard ContinuousClock.now < deadline else { throw CancellationError() }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
 }

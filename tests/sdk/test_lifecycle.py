@@ -1,5 +1,6 @@
-"""SIGTERM / SIGINT: the gateway stops accepting, lets in-flight streams finish within
-`server.shutdown_grace`, then exits; a stream longer than the grace is cut, not waited for."""
+"""SIGTERM / SIGINT: the gateway refuses new requests with 503 (and `/ready` says so), lets in-flight
+streams finish within `server.shutdown_grace`, then exits; a stream longer than the grace is cut with
+an error event, not waited for. tests/test_shutdown.py does the same with 50 streams and the ledger."""
 import os
 import re
 import signal
@@ -83,13 +84,17 @@ def test_in_flight_stream_finishes_and_new_requests_are_refused(sig):
         time.sleep(0.4)  # the stream is under way (about 8 of 30 tokens)
         process.send_signal(sig)
         time.sleep(0.2)
-        with pytest.raises(httpx.HTTPError):
-            httpx.get(base + "/v1/models", timeout=2)
+        refused = httpx.get(base + "/v1/models", timeout=2)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "shutting_down"
+        assert httpx.get(base + "/ready", timeout=2).status_code == 503
+        assert httpx.get(base + "/health", timeout=2).status_code == 200
         thread.join(timeout=15)
         assert result.get("status") == 200, result
         assert result["text"].rstrip().endswith("data: [DONE]")
         assert result["text"].count('"content":') == 31  # role chunk + 30 tokens
         assert process.wait(timeout=10) == 0
+        with pytest.raises(httpx.HTTPError):  # closed once the drain is over
+            httpx.get(base + "/v1/models", timeout=2)
     finally:
         process.kill()
 
@@ -107,5 +112,6 @@ def test_a_stream_longer_than_the_grace_is_cut_and_the_process_exits():
         thread.join(timeout=10)
         assert elapsed < 3, f"exit took {elapsed:.2f}s with a 0.5s grace"
         assert "data: [DONE]" not in result.get("text", "")
+        assert '"code":"shutting_down"' in result.get("text", ""), result
     finally:
         process.kill()

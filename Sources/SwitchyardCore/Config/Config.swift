@@ -7,6 +7,10 @@ public struct Config: Sendable {
     public var adminKey: String?
     /// trace, debug, info, notice, warning, error, critical.
     public var logLevel: String
+    /// How log lines are written: `text` (human) or `json` (one object a line).
+    public var logFormat: LogFormat
+    /// Bearer token `GET /metrics` requires; `nil` leaves it open.
+    public var metricsToken: String?
     public var providers: [ProviderConfig]
     public var models: [ModelConfig]
     /// Retries, backoff, the overall deadline and cooldowns (`routing:`).
@@ -19,6 +23,8 @@ public struct Config: Sendable {
         database: String = "sqlite:switchyard.sqlite",
         adminKey: String? = nil,
         logLevel: String = "info",
+        logFormat: LogFormat = .text,
+        metricsToken: String? = nil,
         providers: [ProviderConfig] = [],
         models: [ModelConfig] = [],
         routing: RoutingConfig = .init(),
@@ -28,10 +34,16 @@ public struct Config: Sendable {
         self.database = database
         self.adminKey = adminKey
         self.logLevel = logLevel
+        self.logFormat = logFormat
+        self.metricsToken = metricsToken
         self.providers = providers
         self.models = models
         self.routing = routing
         self.limits = limits
+    }
+
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case text, json
     }
 
     public struct Server: Sendable, Equatable {
@@ -39,7 +51,8 @@ public struct Config: Sendable {
         public var port: Int
         /// Larger request bodies are refused with 413 before they are read in full.
         public var maxBodyBytes: Int
-        /// How long in-flight requests may run on after SIGTERM/SIGINT before the gateway closes.
+        /// How long in-flight requests may run on after SIGTERM/SIGINT (the drain); those still
+        /// running then are stopped and settled before the gateway closes.
         public var shutdownGrace: Duration
 
         public init(

@@ -8,12 +8,16 @@ struct Billing: Sendable {
     let authenticator: Authenticator
     /// Names this process in ledger rows, so that a restart releases only its own interrupted holds.
     let instance: String
+    let metrics: GatewayMetrics
+    let lifecycle: GatewayLifecycle
 
     /// Reserves the worst-case cost and writes the request's ledger row; 402 when the balance
-    /// (minus other holds) does not cover it.
+    /// (minus other holds) does not cover it. `record` (the request's log record) learns how it was
+    /// settled.
     func admit(
         plan: RelayPlan, inference: InferenceRequest, model: ModelConfig, caller: Caller, endUser: String?,
-        arrivedAt: ContinuousClock.Instant, logger: Logger, onSettled: @escaping @Sendable (LedgerSettlement) -> Void
+        arrivedAt: ContinuousClock.Instant, logger: Logger, record: RequestRecord? = nil,
+        onSettled: @escaping @Sendable (LedgerSettlement) -> Void
     ) async throws -> BillingTicket {
         let hold = HoldEstimate.hold(for: inference, model: model, multiplierPPM: caller.account.multiplierPPM)
         let open = LedgerOpen(
@@ -22,10 +26,18 @@ struct Billing: Sendable {
             instance: instance, startedAt: Int64(Date().timeIntervalSince1970 * 1000))
         switch try await store.openHold(open) {
         case .held:
+            let metrics = self.metrics
+            metrics.holdOpened(hold)
             return BillingTicket(
-                open: open, store: store, model: model, multiplierPPM: caller.account.multiplierPPM,
+                open: open, endpoint: inference.endpoint, stream: inference.stream, store: store, model: model,
+                multiplierPPM: caller.account.multiplierPPM,
                 promptEstimate: TokenEstimate.prompt(of: inference.body, endpoint: inference.endpoint),
-                arrivedAt: arrivedAt, logger: logger, onSettled: onSettled)
+                // The request's clock starts where the gateway first saw it, so overhead includes routing.
+                arrivedAt: record?.startedAt ?? arrivedAt, logger: logger, lifecycle: lifecycle, onSettled: onSettled,
+                onReport: { report, captured in
+                    metrics.settled(report, captured: captured)
+                    record?.settled(report, captured: captured)
+                })
         case .insufficient(let available):
             throw GatewayError.insufficientQuota(needed: hold, available: available)
         case .accountInactive:

@@ -6,7 +6,8 @@ import SwitchyardCore
 /// One admitted request's hold, from admission to settlement. The relay records what happens
 /// (upstream sent, first output, usage, output relayed) and ends it with `settle`, which runs once;
 /// a ticket dropped without being settled (a path nobody foresaw) settles itself as failed, so a hold
-/// is never stranded.
+/// is never stranded. A request stopped because the gateway is shutting down is settled as
+/// `interrupted` (end reason `shutdown`), billed for what it delivered.
 final class BillingTicket: Sendable {
     struct Outcome: Sendable {
         var status: String
@@ -28,6 +29,8 @@ final class BillingTicket: Sendable {
     }
 
     let open: LedgerOpen
+    private let endpoint: Endpoint
+    private let stream: Bool
     private let store: any BillingStore
     private let price: Price
     private let maxSeconds: Int
@@ -35,15 +38,23 @@ final class BillingTicket: Sendable {
     private let arrivedAt: ContinuousClock.Instant
     private let logger: Logger
     private let state: Mutex<State>
+    private let lifecycle: GatewayLifecycle?
     /// Runs once the ticket is settled (the request leaves the in-flight registry and its limits).
     private let onSettled: @Sendable (LedgerSettlement) -> Void
+    /// Runs once the settlement is written, with what was captured (metrics, the request log).
+    private let onReport: @Sendable (SettlementReport, Money?) -> Void
 
     init(
-        open: LedgerOpen, store: any BillingStore, model: ModelConfig, multiplierPPM: Int64, promptEstimate: Int,
-        arrivedAt: ContinuousClock.Instant, logger: Logger,
-        onSettled: @escaping @Sendable (LedgerSettlement) -> Void = { _ in }
+        open: LedgerOpen, endpoint: Endpoint, stream: Bool, store: any BillingStore, model: ModelConfig,
+        multiplierPPM: Int64, promptEstimate: Int, arrivedAt: ContinuousClock.Instant, logger: Logger,
+        lifecycle: GatewayLifecycle? = nil, onSettled: @escaping @Sendable (LedgerSettlement) -> Void = { _ in },
+        onReport: @escaping @Sendable (SettlementReport, Money?) -> Void = { _, _ in }
     ) {
         self.onSettled = onSettled
+        self.onReport = onReport
+        self.lifecycle = lifecycle
+        self.endpoint = endpoint
+        self.stream = stream
         self.open = open
         self.store = store
         self.price = model.price
@@ -55,17 +66,22 @@ final class BillingTicket: Sendable {
     }
 
     deinit {
-        guard let settlement = state.withLock({ state -> LedgerSettlement? in
+        guard let report = state.withLock({ state -> SettlementReport? in
             guard !state.settled else { return nil }
             state.settled = true
-            return makeSettlement(
+            return makeReport(
                 state, Outcome(status: "failed", endReason: "abandoned", httpStatus: 500, charge: state.meter.deliveredOutput))
         }) else { return }
         let store = self.store
         let logger = self.logger
-        onSettled(settlement)
-        Task { await Self.write(settlement, to: store, logger: logger) }
+        let onReport = self.onReport
+        onSettled(report.settlement)
+        Task { onReport(report, await Self.write(report.settlement, to: store, logger: logger)) }
     }
+
+    /// Whether the request is being stopped because the gateway is shutting down (the drain time ran
+    /// out), rather than by its caller.
+    var interruptedByShutdown: Bool { lifecycle?.phase == .stopping }
 
     func markSent() {
         state.withLock { $0.sentAt = .now }
@@ -101,14 +117,21 @@ final class BillingTicket: Sendable {
     /// Captures the cost and releases the hold; later calls do nothing. Returns what was captured.
     @discardableResult
     func settle(_ outcome: Outcome) async -> Money? {
-        guard let settlement = state.withLock({ state -> LedgerSettlement? in
+        var outcome = outcome
+        if outcome.status == "cancelled" && interruptedByShutdown {
+            outcome.status = "interrupted"
+            outcome.endReason = "shutdown"
+        }
+        guard let report = state.withLock({ state -> SettlementReport? in
             guard !state.settled else { return nil }
             state.settled = true
             if state.lastByteAt == nil { state.lastByteAt = .now }
-            return makeSettlement(state, outcome)
+            return makeReport(state, outcome)
         }) else { return nil }
-        onSettled(settlement)
-        return await Self.write(settlement, to: store, logger: logger)
+        onSettled(report.settlement)
+        let captured = await Self.write(report.settlement, to: store, logger: logger)
+        onReport(report, captured)
+        return captured
     }
 
     /// The usage that settling now would bill, for the final chunk of a stopped stream.
@@ -117,10 +140,16 @@ final class BillingTicket: Sendable {
         return Usage(promptTokens: usage.prompt, completionTokens: usage.completion)
     }
 
-    private func makeSettlement(_ state: State, _ outcome: Outcome) -> LedgerSettlement {
+    private func makeReport(_ state: State, _ outcome: Outcome) -> SettlementReport {
+        let last = state.lastByteAt ?? .now
+        return SettlementReport(
+            open: open, settlement: makeSettlement(state, outcome, last: last), endpoint: endpoint, stream: stream,
+            arrivedAt: arrivedAt, sentAt: state.sentAt, firstOutputAt: state.firstOutputAt, lastByteAt: last)
+    }
+
+    private func makeSettlement(_ state: State, _ outcome: Outcome, last: ContinuousClock.Instant) -> LedgerSettlement {
         let usage = state.meter.billable(charge: outcome.charge)
         let sent = state.sentAt ?? arrivedAt
-        let last = state.lastByteAt ?? .now
         let generation = min(Self.millis(last - sent), Int64(maxSeconds) * 1000)
         let cost = outcome.charge
             ? price.cost(
@@ -129,7 +158,7 @@ final class BillingTicket: Sendable {
             : .zero
         return LedgerSettlement(
             requestID: open.requestID, accountID: open.accountID, hold: open.hold, cost: min(cost, Money(micros: .max)),
-            status: outcome.status, endReason: outcome.endReason, httpStatus: outcome.httpStatus,
+            status: outcome.status, endReason: Self.token(outcome.endReason), httpStatus: outcome.httpStatus,
             promptTokens: usage.prompt, completionTokens: usage.completion, usageSource: usage.source,
             queueMillis: Self.millis(sent - arrivedAt), loadMillis: 0,
             firstTokenMillis: state.firstOutputAt.map { Self.millis($0 - sent) },
@@ -155,6 +184,18 @@ final class BillingTicket: Sendable {
             }
         }
         return nil
+    }
+
+    /// End reasons can come from the upstream (its `finish_reason`, its error `code`): only a short
+    /// token of safe characters is kept, so an upstream cannot write its own text into the ledger or
+    /// the request log.
+    static func token(_ text: String) -> String {
+        let safe = text.utf8.count <= 64
+            && text.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == 0x5F || byte == 0x2D || byte == 0x2E
+            }
+        return safe && !text.isEmpty ? text : "other"
     }
 
     static func millis(_ duration: Duration) -> Int64 {

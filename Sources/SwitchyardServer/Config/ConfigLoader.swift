@@ -39,7 +39,8 @@ public enum ConfigLoader {
 
     static func read(_ root: ConfigNode) throws(ConfigError) -> Config {
         let fields = try root.fields([
-            "server", "database", "admin_key", "log_level", "providers", "models", "routing", "limits",
+            "server", "database", "admin_key", "log_level", "log_format", "metrics_token", "providers", "models",
+            "routing", "limits",
         ])
         var config = Config()
         if let server = fields["server"] { config.server = try readServer(server) }
@@ -52,12 +53,25 @@ public enum ConfigLoader {
         }
         // The environment variable counts even when the file does not mention it.
         config.adminKey = try fields["admin_key"]?.optionalString() ?? root.environment["SWITCHYARD_ADMIN_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
         if let level = fields["log_level"] {
             let value = try level.string().lowercased()
-            let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
             guard levels.contains(value) else { throw level.error("expected one of \(levels.joined(separator: ", "))") }
             config.logLevel = value
         }
+        // The environment overrides the file, so an operator can turn up logging without editing it.
+        if let value = root.environment["LOG_LEVEL"]?.lowercased(), !value.isEmpty {
+            guard levels.contains(value) else {
+                throw ConfigError(key: "LOG_LEVEL (environment)", line: nil, message: "expected one of \(levels.joined(separator: ", "))")
+            }
+            config.logLevel = value
+        }
+        if let format = fields["log_format"] {
+            let value = try format.string().lowercased()
+            guard let parsed = Config.LogFormat(rawValue: value) else { throw format.error("expected text or json") }
+            config.logFormat = parsed
+        }
+        config.metricsToken = try fields["metrics_token"]?.optionalString()
         guard let providers = fields["providers"] else {
             throw root.error("'providers' is required: name at least one upstream (kind: openai or test)")
         }

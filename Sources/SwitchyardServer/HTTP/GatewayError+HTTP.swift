@@ -29,8 +29,10 @@ struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw error
         } catch let error as any HTTPResponseError {
             switch error.status {
-            case .notFound: throw GatewayError.notFound(request.uri.path)
-            case .methodNotAllowed: throw GatewayError.methodNotAllowed(request.method.rawValue, request.uri.path)
+            // The path is echoed with its keys masked: `/llm_api/{openid}/…` carries one.
+            case .notFound: throw GatewayError.notFound(LogSafe.target(path: request.uri.path, query: nil))
+            case .methodNotAllowed:
+                throw GatewayError.methodNotAllowed(request.method.rawValue, LogSafe.target(path: request.uri.path, query: nil))
             case .contentTooLarge: throw GatewayError.bodyTooLarge(limit: context.maxUploadSize)
             default:
                 throw GatewayError(

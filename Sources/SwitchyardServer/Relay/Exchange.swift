@@ -208,7 +208,11 @@ struct Exchange: Sendable {
             }
         } catch {
             events.cancel()
-            if stop.hasFired && client?.hasFired != true {
+            if stop.hasFired && client?.hasFired != true && ticket.interruptedByShutdown {
+                // Cut by a shutdown, not finished: an error event, never a clean [DONE].
+                outcome = .init(status: "cancelled", endReason: "cancelled", httpStatus: 200, charge: true)
+                try? await writer.write(ByteBuffer(bytes: SSE.errorEvent(GatewayError.cutByShutdown.errorObject)))
+            } else if stop.hasFired && client?.hasFired != true {
                 outcome = .init(status: "cancelled", endReason: "cancelled", httpStatus: 200, charge: true)
                 let usage = ticket.billableUsage(charge: relay.outputChunks > 0 || relay.usage != nil)
                 for chunk in relay.cancellationChunks(usage: usage) {

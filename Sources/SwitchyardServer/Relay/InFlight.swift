@@ -14,9 +14,19 @@ final class InFlight: Sendable {
     }
 
     private let entries = Mutex<[String: Entry]>([:])
+    /// Fires when the gateway shuts down and the drain time is over: every request is stopped.
+    private let shutdown: Signal
+
+    init(shutdown: Signal = Signal()) {
+        self.shutdown = shutdown
+        _ = shutdown.onFire { [weak self] in self?.stopAll() }
+    }
 
     func register(id: String, accountID: String, endUser: String?, stop: Signal) {
         entries.withLock { $0[id] = Entry(accountID: accountID, endUser: endUser, stop: stop) }
+        // Checked after registering, so a request admitted while the others are being stopped is
+        // stopped too: either `stopAll` saw its entry or this sees the signal.
+        if shutdown.hasFired { stop.fire() }
     }
 
     func unregister(id: String) {
@@ -42,6 +52,10 @@ final class InFlight: Sendable {
         }
         matching.forEach { $0.stop.fire() }
         return matching.count
+    }
+
+    private func stopAll() {
+        entries.withLock { Array($0.values) }.forEach { $0.stop.fire() }
     }
 
     var count: Int { entries.withLock { $0.count } }

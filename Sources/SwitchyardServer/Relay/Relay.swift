@@ -49,6 +49,7 @@ struct Relay: Sendable {
         guard let first = candidates.first else { throw GatewayError.internalError }
         let plan = RelayPlan(inference: inference, model: model, deployment: first.deployment, provider: first.provider.config)
         let endUser = style.pathUser ?? inference.body["user"]?.stringValue
+        context.record?.identified(caller: caller, endUser: endUser, model: model, inference: inference)
         let admission = try limits.admit(model: model, caller: caller, endUser: endUser, inference: inference)
         let limitHeaders = admission.snapshot.headers
         let requestID = plan.identity.id
@@ -57,7 +58,7 @@ struct Relay: Sendable {
         do {
             ticket = try await billing.admit(
                 plan: plan, inference: inference, model: model, caller: caller, endUser: endUser, arrivedAt: arrivedAt,
-                logger: context.logger,
+                logger: context.logger, record: context.record,
                 onSettled: { settlement in
                     inFlight.unregister(id: requestID)
                     admission.finish(tokens: settlement.promptTokens + settlement.completionTokens)

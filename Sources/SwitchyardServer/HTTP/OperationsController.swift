@@ -1,0 +1,87 @@
+import Hummingbird
+import NIOCore
+import Synchronization
+import SwitchyardCore
+
+/// What operators and their machines call: `GET /health` (the process is alive and serving HTTP),
+/// `GET /ready` (it should get traffic: database reachable, config loaded, not draining) and
+/// `GET /metrics` (Prometheus text, behind `metrics_token` when one is set).
+struct OperationsController: Sendable {
+    let store: any BillingStore
+    let lifecycle: GatewayLifecycle
+    let metrics: GatewayMetrics
+    /// SHA-256 of `metrics_token`; nil leaves `/metrics` open.
+    let metricsDigest: [UInt8]?
+    /// How long `/ready` waits for the database before calling it unreachable.
+    var databaseTimeout: Duration = .seconds(2)
+
+    func addRoutes(to router: Router<GatewayRequestContext>) {
+        router.get("health") { _, _ in
+            Relay.json(["status": "ok"])
+        }
+        router.get("ready") { _, _ in
+            await ready()
+        }
+        router.get("metrics") { request, _ in
+            if let metricsDigest {
+                guard let token = request.bearerToken, Secrets.constantTimeEqual(Secrets.hash(token), metricsDigest) else {
+                    throw GatewayError.invalidAPIKey("GET /metrics needs the metrics token: 'Authorization: Bearer TOKEN'.")
+                }
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
+        }
+    }
+
+    private func ready() async -> Response {
+        let phase = lifecycle.phase
+        let database = await databaseReachable()
+        let isReady = phase == .serving && database
+        let status: String = phase != .serving ? "draining" : (database ? "ready" : "unavailable")
+        return Relay.json(
+            [
+                "status": .string(status),
+                "checks": .object([
+                    "config": "loaded",
+                    "database": .string(database ? "ok" : "unreachable"),
+                    "draining": .bool(phase != .serving),
+                ]),
+            ],
+            status: isReady ? .ok : .serviceUnavailable)
+    }
+
+    /// A real read, answered within `databaseTimeout`. A database that hangs must not hang the probe,
+    /// so the read runs in a task of its own that is left to finish (or fail) on its own.
+    private func databaseReachable() async -> Bool {
+        let store = self.store
+        let timeout = databaseTimeout
+        let answered = Once()
+        return await withCheckedContinuation { continuation in
+            let timer = Task {
+                try? await Task.sleep(for: timeout)
+                if answered.claim() { continuation.resume(returning: false) }
+            }
+            Task {
+                let reachable: Bool
+                do {
+                    _ = try await store.setting("readiness_probe")
+                    reachable = true
+                } catch {
+                    reachable = false
+                }
+                timer.cancel()
+                if answered.claim() { continuation.resume(returning: reachable) }
+            }
+        }
+    }
+}
+
+/// True for the first caller only.
+private final class Once: Sendable {
+    private let claimed = Atomic<Bool>(false)
+
+    func claim() -> Bool {
+        !claimed.exchange(true, ordering: .acquiringAndReleasing)
+    }
+}

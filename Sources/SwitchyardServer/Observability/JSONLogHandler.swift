@@ -1,0 +1,119 @@
+import Foundation
+import Logging
+import Synchronization
+import SwitchyardCore
+
+/// Writes each log event as one JSON object on one line (`log_format: json`):
+/// `{"ts":"2026-11-21T10:00:00.123Z","level":"info","logger":"switchyard","msg":"request",…}` with the
+/// metadata as top-level fields. Integers, decimals and booleans the code logs stay numbers and
+/// booleans; everything else is an escaped string, so no value can break the line.
+public struct JSONLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+    private let label: String
+    private let output: LogOutput
+
+    public init(label: String, level: Logger.Level, output: LogOutput = .standardError) {
+        self.label = label
+        self.logLevel = level
+        self.output = output
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields = metadata
+        if let provided = metadataProvider?.get() { fields.merge(provided) { $1 } }
+        if let explicit = event.metadata { fields.merge(explicit) { $1 } }
+        var object = JSONObject([
+            "ts": .string(Self.timestamp()), "level": .string(event.level.rawValue), "logger": .string(label),
+            "msg": .string(event.message.description),
+        ])
+        object.members.reserveCapacity(4 + fields.count)
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) where !Self.reserved.contains(key) {
+            object.members.append(.init(key, Self.json(value)))
+        }
+        if let error = event.error, fields["error.type"] == nil {
+            object.members.append(.init("error.type", .string(String(describing: type(of: error)))))
+        }
+        var line = object.serialized()
+        line.append(UInt8(ascii: "\n"))
+        output.write(line)
+    }
+
+    static let reserved: Set<String> = ["ts", "level", "logger", "msg"]
+
+    static func json(_ value: Logger.MetadataValue) -> JSONValue {
+        switch value {
+        case .string(let text): return .string(text)
+        case .stringConvertible(let convertible):
+            switch convertible {
+            case let bool as Bool: return .bool(bool)
+            case let int as Int: return .int(int)
+            case let int as Int64: return .int(Int(int))
+            case let double as Double where double.isFinite: return .number(String(double))
+            default: return .string(convertible.description)
+            }
+        case .array(let values): return .array(values.map(json))
+        case .dictionary(let values):
+            var object = JSONObject()
+            for (key, value) in values.sorted(by: { $0.key < $1.key }) { object[key] = json(value) }
+            return .object(object)
+        }
+    }
+
+    /// UTC, millisecond precision, ISO 8601.
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
+            + "\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+    }
+}
+
+/// Where log lines go: standard error (one `write` per line, so concurrent lines never interleave),
+/// or a closure (tests).
+public struct LogOutput: Sendable {
+    let write: @Sendable ([UInt8]) -> Void
+
+    public init(_ write: @escaping @Sendable ([UInt8]) -> Void) {
+        self.write = write
+    }
+
+    public static let standardError = LogOutput { line in
+        line.withUnsafeBytes { buffer in
+            guard let base = buffer.baseAddress else { return }
+            var offset = 0
+            while offset < buffer.count {
+                let written = Foundation.write(STDERR_FILENO, base + offset, buffer.count - offset)
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+}
+
+/// The log handler the `switchyard` command bootstraps: text (swift-log's stream handler) or JSON
+/// lines, on standard error, at `level`.
+public func makeLogHandler(label: String, format: Config.LogFormat, level: Logger.Level) -> any LogHandler {
+    switch format {
+    case .json:
+        return JSONLogHandler(label: label, level: level)
+    case .text:
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+}
