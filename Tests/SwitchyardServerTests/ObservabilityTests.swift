@@ -153,6 +153,21 @@ import Testing
         }
     }
 
+    @Test func anUnknownURLEchoesItsPathWithTheKeyMaskedAndIsLoggedSo() async throws {
+        try await GatewayHarness.run { gateway in
+            let reply = try await gateway.post("/llm_api/\(gateway.key)/alice/m/v1/nope", "{}", auth: nil)
+            #expect(reply.status == 404 && reply.json["error"]?["code"]?.stringValue == "unknown_url")
+            #expect(reply.text.contains("/llm_api/***/alice/m/v1/nope") && !reply.text.contains(gateway.key))
+            let line = try await gateway.logs.request(try #require(reply.header("x-request-id")))
+            #expect(line["path"]?.stringValue == "/llm_api/***/alice/m/v1/nope")
+            let balance = try await gateway.get("/api_user/info?openid=\(gateway.key)&type=json", auth: nil)
+            #expect(balance.status == 200)
+            let balanceLine = try await gateway.logs.request(try #require(balance.header("x-request-id")))
+            #expect(balanceLine["path"]?.stringValue == "/api_user/info?openid=***&type=json")
+            #expect(!gateway.logs.all.contains { $0.contains(gateway.key) })
+        }
+    }
+
     @Test func metricsCanBeBehindAToken() async throws {
         try await GatewayHarness.run(configure: { config, _ in config.metricsToken = "scrape-me" }) { gateway in
             let none = try await gateway.get("/metrics", auth: nil)

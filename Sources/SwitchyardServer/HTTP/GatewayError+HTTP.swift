@@ -29,10 +29,8 @@ struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw error
         } catch let error as any HTTPResponseError {
             switch error.status {
-            // The path is echoed with its keys masked: `/llm_api/{openid}/…` carries one.
-            case .notFound: throw GatewayError.notFound(LogSafe.target(path: request.uri.path, query: nil))
-            case .methodNotAllowed:
-                throw GatewayError.methodNotAllowed(request.method.rawValue, LogSafe.target(path: request.uri.path, query: nil))
+            case .notFound: throw GatewayError.unknownURL(request)
+            case .methodNotAllowed: throw GatewayError.methodNotAllowed(request.method.rawValue, request.maskedPath)
             case .contentTooLarge: throw GatewayError.bodyTooLarge(limit: context.maxUploadSize)
             default:
                 throw GatewayError(
@@ -45,4 +43,16 @@ struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw GatewayError.internalError
         }
     }
+}
+
+extension GatewayError {
+    /// 404 for a URL nothing serves, echoing the path with its keys masked.
+    static func unknownURL(_ request: Request) -> GatewayError {
+        .notFound(request.maskedPath)
+    }
+}
+
+extension Request {
+    /// The path with its keys masked: `/llm_api/{openid}/…` carries one.
+    var maskedPath: String { LogSafe.target(path: uri.path, query: nil) }
 }

@@ -21,7 +21,7 @@ struct SeedRoutes: Sendable {
         // meaningful here, and a router collapses empty segments.
         router.post("llm_api/**") { request, context in
             let call = try SeedPath(request.uri.path)
-            guard let endpoint = call.endpoint else { throw GatewayError.notFound(LogSafe.target(path: request.uri.path, query: nil)) }
+            guard let endpoint = call.endpoint else { throw GatewayError.unknownURL(request) }
             return try await relay.handle(
                 endpoint, request: request, context: context,
                 style: .init(pathKey: call.openid, pathUser: call.userid, pathModel: call.model))
@@ -31,7 +31,7 @@ struct SeedRoutes: Sendable {
             switch call.rest {
             case ["models"]: return models.list()
             case let rest where rest.count == 2 && rest[0] == "models": return try models.one(rest[1])
-            default: throw GatewayError.notFound(LogSafe.target(path: request.uri.path, query: nil))
+            default: throw GatewayError.unknownURL(request)
             }
         }
         for endpoint in ["chat/completions", "completions"] {
