@@ -1,4 +1,5 @@
 import Hummingbird
+import Logging
 import NIOCore
 import Synchronization
 import SwitchyardCore
@@ -19,8 +20,8 @@ struct OperationsController: Sendable {
         router.get("health") { _, _ in
             Relay.json(["status": "ok"])
         }
-        router.get("ready") { _, _ in
-            await ready()
+        router.get("ready") { _, context in
+            await ready(logger: context.logger)
         }
         router.get("metrics") { request, _ in
             if let metricsDigest {
@@ -34,9 +35,9 @@ struct OperationsController: Sendable {
         }
     }
 
-    private func ready() async -> Response {
+    private func ready(logger: Logger) async -> Response {
         let phase = lifecycle.phase
-        let database = await databaseReachable()
+        let database = await databaseReachable(logger: logger)
         let isReady = phase == .serving && database
         let status: String = phase != .serving ? "draining" : (database ? "ready" : "unavailable")
         return Relay.json(
@@ -53,14 +54,16 @@ struct OperationsController: Sendable {
 
     /// A real read, answered within `databaseTimeout`. A database that hangs must not hang the probe,
     /// so the read runs in a task of its own that is left to finish (or fail) on its own.
-    private func databaseReachable() async -> Bool {
+    private func databaseReachable(logger: Logger) async -> Bool {
         let store = self.store
         let timeout = databaseTimeout
         let answered = Once()
         return await withCheckedContinuation { continuation in
             let timer = Task {
                 try? await Task.sleep(for: timeout)
-                if answered.claim() { continuation.resume(returning: false) }
+                guard answered.claim() else { return }
+                logger.warning("not ready: the database did not answer in time", metadata: ["timeout": "\(timeout)"])
+                continuation.resume(returning: false)
             }
             Task {
                 let reachable: Bool
@@ -68,10 +71,12 @@ struct OperationsController: Sendable {
                     _ = try await store.setting("readiness_probe")
                     reachable = true
                 } catch {
+                    logger.warning("not ready: the database failed", metadata: ["error": "\(error)"])
                     reachable = false
                 }
-                timer.cancel()
+                // Claimed before the timer is cancelled: a cancelled timer wakes at once and would claim.
                 if answered.claim() { continuation.resume(returning: reachable) }
+                timer.cancel()
             }
         }
     }
