@@ -48,6 +48,7 @@ def response_id(text: str) -> str | None:
 
 def test_shutdown_in_the_middle_of_50_streams_settles_every_one(tmp_path):
     gateway = launch(tmp_path, CONFIG, grace=f"{GRACE_S}s")
+    assert gateway.demo_key, "a new database announces the demo account's key"
     results = [dict() for _ in range(STREAMS)]
     started = [threading.Event() for _ in range(STREAMS)]
     client = httpx.Client(
