@@ -152,6 +152,7 @@ def test_no_content_or_key_reaches_logs_database_or_metrics_at_trace(tmp_path, l
     config = f"""
 log_level: info
 log_format: {log_format}
+routing: {{cooldown: {{failures: 1000}}}}  # the scripted failures must all reach the upstream
 providers:
   marker: {{kind: openai, base_url: "http://127.0.0.1:{upstream.port}/v1", api_key: "{UPSTREAM_KEY}"}}
 models:

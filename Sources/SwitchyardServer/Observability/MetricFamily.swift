@@ -35,7 +35,7 @@ enum MetricLabel {
         "invalid_api_key", "account_suspended", "model_not_allowed", "insufficient_quota", "model_not_found",
         "missing_required_parameter", "invalid_type", "invalid_value", "unsupported", "request_too_large",
         "unknown_url", "not_found", "conflict", "method_not_allowed", "shutting_down",
-        "rate_limit_exceeded", "rate_limited", "context_length_exceeded",
+        "rate_limit_exceeded", "context_length_exceeded", "upstream_overloaded", "model_unavailable",
     ]
 
     static func endReason(_ reason: String?) -> String {
