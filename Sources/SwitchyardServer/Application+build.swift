@@ -56,7 +56,9 @@ public func buildApplication(
         limits: Limits(config: config.limits, limiter: RateLimiter()))
 
     let router = Router(context: GatewayRequestContext.self)
-    router.add(middleware: RequestTrackingMiddleware(lifecycle: dependencies.lifecycle, metrics: dependencies.metrics))
+    router.add(
+        middleware: RequestTrackingMiddleware(
+            lifecycle: dependencies.lifecycle, metrics: dependencies.metrics, logger: dependencies.logger))
     router.add(middleware: OpenAIErrorMiddleware())
     router.get("/") { _, _ in
         Relay.json(["service": "switchyard", "api": "/v1", "models": "/v1/models"])

@@ -73,6 +73,20 @@ import Testing
         #expect(object["ts"]?.stringValue?.hasSuffix("Z") == true)
     }
 
+    @Test func textLinesQuoteAndEscapeWhatCouldForgeALine() throws {
+        let lines = Mutex<[String]>([])
+        let logger = Logger(label: "switchyard") { label in
+            TextLogHandler(label: label, level: .info, output: LogOutput { bytes in
+                lines.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) }
+            })
+        }
+        logger.info("request", metadata: ["status": .stringConvertible(200), "path": "/v1/a b", "user": "x\ny=1 \"z\""])
+        let line = try #require(lines.withLock { $0 }.first)
+        #expect(line.hasSuffix("\n") && line.dropLast().contains("\n") == false)
+        #expect(line.contains(" info switchyard: request path=\"/v1/a b\" status=200 user=\"x\\ny=1 \\\"z\\\"\""))
+        #expect(line.first?.isNumber == true && line.contains("Z info "))
+    }
+
     @Test func librariesNeverGetTrace() {
         var logger = Logger(label: "x")
         logger.logLevel = .trace

@@ -42,6 +42,12 @@ enum LogSafe {
     /// Control characters and backslashes escaped, at most `limit` characters (then `…`), so that a
     /// value cannot break a text log line or forge another.
     static func text(_ text: String, limit: Int = 256) -> String {
+        // Most values are short printable ASCII: nothing to do.
+        if text.utf8.count <= limit
+            && text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") })
+        {
+            return text
+        }
         var out = ""
         var count = 0
         for scalar in text.unicodeScalars {

@@ -17,6 +17,9 @@ struct RequestTrackingMiddleware: RouterMiddleware {
 
     let lifecycle: GatewayLifecycle
     let metrics: GatewayMetrics
+    /// Writes the request lines: the application's logger, without the request's own metadata (the
+    /// line carries the request id itself), so that no per-request logger has to be changed for it.
+    let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
@@ -32,7 +35,7 @@ struct RequestTrackingMiddleware: RouterMiddleware {
         if Self.probes.contains(request.uri.path) {
             var response = await respond(request, context: context, record: record, next: next)
             response.headers[Self.requestIDHeader] = id
-            finished(request, response.status, record: record, logger: context.logger, level: .debug)
+            finished(request, response.status, record: record, level: .debug)
             return response
         }
         guard lifecycle.enter() else {
@@ -41,21 +44,20 @@ struct RequestTrackingMiddleware: RouterMiddleware {
                 ?? Response(status: .serviceUnavailable)
             response.headers[Self.requestIDHeader] = id
             response.headers[.connection] = "close"
-            finished(request, response.status, record: record, logger: context.logger)
+            finished(request, response.status, record: record)
             return response
         }
         metrics.inFlight.increment()
         var response = await respond(request, context: context, record: record, next: next)
         response.headers[Self.requestIDHeader] = id
         let status = response.status
-        let logger = context.logger
         // A whole body is written right after this returns; a stream is done when its last byte is.
         let streamed = response.body.contentLength == nil
         if streamed { metrics.openStreams.increment() }
         // The line and the counters first, the gauges and the drain's count last: whoever sees the
         // request gone sees it counted.
         let finish = Finish { [lifecycle, metrics] in
-            finished(request, status, record: record, logger: logger)
+            finished(request, status, record: record)
             if streamed { metrics.openStreams.decrement() }
             metrics.inFlight.decrement()
             lifecycle.leave()
@@ -96,16 +98,13 @@ struct RequestTrackingMiddleware: RouterMiddleware {
     }
 
     private func finished(
-        _ request: Request, _ status: HTTPResponse.Status, record: RequestRecord, logger: Logger,
-        level: Logger.Level = .info
+        _ request: Request, _ status: HTTPResponse.Status, record: RequestRecord, level: Logger.Level = .info
     ) {
         let line = RequestLogLine(request: request, status: status, record: record)
         if line.snapshot.admission != nil || Self.isInference(request) {
             metrics.requestFinished(
                 model: line.snapshot.admission?.model, status: Int(status.code), endReason: line.endReason)
         }
-        var logger = logger
-        logger[metadataKey: "hb.request.id"] = nil  // the line carries it as request_id
         logger.log(level: level, "request", metadata: line.metadata)
     }
 

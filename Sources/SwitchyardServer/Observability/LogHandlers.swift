@@ -105,15 +105,55 @@ public struct LogOutput: Sendable {
     }
 }
 
-/// The log handler the `switchyard` command bootstraps: text (swift-log's stream handler) or JSON
-/// lines, on standard error, at `level`.
+/// Writes each log event as one line of text (`log_format: text`, the default):
+/// `2026-11-21T10:00:00.123Z info switchyard: request account=acme method=POST path=/v1/chat/completions …`
+/// with the metadata sorted by key. A value with spaces, quotes or `=` is quoted, and control
+/// characters are escaped in every value and message, so no line can forge another.
+public struct TextLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+    private let label: String
+    private let output: LogOutput
+
+    public init(label: String, level: Logger.Level, output: LogOutput = .standardError) {
+        self.label = label
+        self.logLevel = level
+        self.output = output
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields = metadata
+        if let provided = metadataProvider?.get() { fields.merge(provided) { $1 } }
+        if let explicit = event.metadata { fields.merge(explicit) { $1 } }
+        if let error = event.error, fields["error.type"] == nil {
+            fields["error.type"] = .string(String(describing: type(of: error)))
+        }
+        var line = JSONLogHandler.timestamp() + " " + event.level.rawValue + " " + label + ": "
+            + LogSafe.text(event.message.description, limit: 4096)
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+            line += " " + key + "=" + Self.quoted(LogSafe.text(value.description, limit: 1024))
+        }
+        line += "\n"
+        output.write(Array(line.utf8))
+    }
+
+    static func quoted(_ text: String) -> String {
+        guard text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+}
+
+/// The log handler the `switchyard` command bootstraps: text or JSON lines, on standard error, at
+/// `level`.
 public func makeLogHandler(label: String, format: Config.LogFormat, level: Logger.Level) -> any LogHandler {
     switch format {
-    case .json:
-        return JSONLogHandler(label: label, level: level)
-    case .text:
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
+    case .json: JSONLogHandler(label: label, level: level)
+    case .text: TextLogHandler(label: label, level: level)
     }
 }
