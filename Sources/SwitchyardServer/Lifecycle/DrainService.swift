@@ -4,22 +4,22 @@ import ServiceLifecycle
 /// The drain as a `Service`. It is the last service of the gateway's group, so on SIGTERM/SIGINT it
 /// is the first to shut down: the HTTP server keeps its listener open (answering `/ready` and new
 /// requests with 503) until the drain has ended, and only then closes.
-public struct DrainService: Service {
+struct DrainService: Service {
     /// After the drain time, how long stopped requests get to settle before the gateway gives up on
     /// them (their rows are then released as `interrupted` at the next start).
-    public static let settleAllowance: Duration = .seconds(10)
+    static let settleAllowance: Duration = .seconds(10)
 
     let lifecycle: GatewayLifecycle
     let grace: Duration
     let logger: Logger
 
-    public init(lifecycle: GatewayLifecycle, grace: Duration, logger: Logger) {
+    init(lifecycle: GatewayLifecycle, grace: Duration, logger: Logger) {
         self.lifecycle = lifecycle
         self.grace = grace
         self.logger = logger
     }
 
-    public func run() async throws {
+    func run() async throws {
         do {
             try await gracefulShutdown()
         } catch {
