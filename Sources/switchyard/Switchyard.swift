@@ -42,7 +42,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()  // LOG_LEVEL is applied there, over `log_level`
         let level = Logger.Level(rawValue: config.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in makeLogHandler(label: label, format: config.logFormat, level: level) }
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: config.logFormat, level: level) }
         // One registry for the gateway's own metrics and for whatever reports through swift-metrics;
         // `GET /metrics` serves it.
         let registry = PrometheusCollectorRegistry()

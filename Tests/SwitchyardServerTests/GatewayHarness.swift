@@ -28,7 +28,7 @@ struct GatewayHarness {
     let adminKey = "sk-admin-test"
     let metrics: GatewayMetrics
     let lifecycle: GatewayLifecycle
-    /// Every line the gateway logged, as JSON objects (`JSONLogHandler`).
+    /// Every line the gateway logged, as JSON objects (`LineLogHandler`, JSON).
     let logs: LogCapture
 
     var base: String { "http://127.0.0.1:\(gatewayPort)" }
@@ -89,7 +89,7 @@ struct GatewayHarness {
         let deadPort = try await unusedPort()
         let logs = LogCapture()
         let logger = Logger(label: "switchyard.test") { label in
-            JSONLogHandler(label: label, level: logLevel, output: LogOutput { logs.append($0) })
+            LineLogHandler(label: label, format: .json, level: logLevel, output: LogOutput { logs.append($0) })
         }
         let metrics = GatewayMetrics()
         let lifecycle = GatewayLifecycle()

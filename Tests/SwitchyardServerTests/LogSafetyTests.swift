@@ -51,7 +51,7 @@ import Testing
     @Test func jsonLinesAreOneObjectEachWithNumbersKept() throws {
         let lines = Mutex<[String]>([])
         var logger = Logger(label: "switchyard") { label in
-            JSONLogHandler(label: label, level: .info, output: LogOutput { bytes in
+            LineLogHandler(label: label, format: .json, level: .info, output: LogOutput { bytes in
                 lines.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) }
             })
         }
@@ -76,7 +76,7 @@ import Testing
     @Test func textLinesQuoteAndEscapeWhatCouldForgeALine() throws {
         let lines = Mutex<[String]>([])
         let logger = Logger(label: "switchyard") { label in
-            TextLogHandler(label: label, level: .info, output: LogOutput { bytes in
+            LineLogHandler(label: label, format: .text, level: .info, output: LogOutput { bytes in
                 lines.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) }
             })
         }

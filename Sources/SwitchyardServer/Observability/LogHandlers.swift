@@ -1,21 +1,27 @@
 import Foundation
 import Logging
-import Synchronization
 import SwitchyardCore
 
-/// Writes each log event as one JSON object on one line (`log_format: json`):
-/// `{"ts":"2026-11-21T10:00:00.123Z","level":"info","logger":"switchyard","msg":"request",…}` with the
-/// metadata as top-level fields. Integers, decimals and booleans the code logs stay numbers and
-/// booleans; everything else is an escaped string, so no value can break the line.
-public struct JSONLogHandler: LogHandler {
+/// Writes each log event as one line on standard error (or to `output`), in the configured format:
+///
+/// - `text`: `2026-11-21T10:00:00.123Z info switchyard: request account=acme method=POST …`, the
+///   metadata sorted by key, a value with spaces, quotes or `=` quoted, control characters escaped in
+///   the message and every value;
+/// - `json`: `{"ts":"2026-11-21T10:00:00.123Z","level":"info","logger":"switchyard","msg":"request",…}`
+///   with the metadata as top-level fields; integers, decimals and booleans stay numbers and booleans.
+///
+/// Either way no value can break its line or forge another.
+public struct LineLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
+    private let format: Config.LogFormat
     private let output: LogOutput
 
-    public init(label: String, level: Logger.Level, output: LogOutput = .standardError) {
+    public init(label: String, format: Config.LogFormat, level: Logger.Level, output: LogOutput = .standardError) {
         self.label = label
+        self.format = format
         self.logLevel = level
         self.output = output
     }
@@ -29,22 +35,40 @@ public struct JSONLogHandler: LogHandler {
         var fields = metadata
         if let provided = metadataProvider?.get() { fields.merge(provided) { $1 } }
         if let explicit = event.metadata { fields.merge(explicit) { $1 } }
+        if let error = event.error, fields["error.type"] == nil {
+            fields["error.type"] = .string(String(describing: type(of: error)))
+        }
+        let sorted = fields.sorted { $0.key < $1.key }
+        switch format {
+        case .json: output.write(jsonLine(event, sorted))
+        case .text: output.write(Array(textLine(event, sorted).utf8))
+        }
+    }
+
+    private func jsonLine(_ event: LogEvent, _ fields: [(key: String, value: Logger.MetadataValue)]) -> [UInt8] {
         var object = JSONObject([
             "ts": .string(Self.timestamp()), "level": .string(event.level.rawValue), "logger": .string(label),
             "msg": .string(event.message.description),
         ])
         object.members.reserveCapacity(4 + fields.count)
-        for (key, value) in fields.sorted(by: { $0.key < $1.key }) where !Self.reserved.contains(key) {
+        for (key, value) in fields where !Self.reserved.contains(key) {
             object.members.append(.init(key, Self.json(value)))
-        }
-        if let error = event.error, fields["error.type"] == nil {
-            object.members.append(.init("error.type", .string(String(describing: type(of: error)))))
         }
         var line = object.serialized()
         line.append(UInt8(ascii: "\n"))
-        output.write(line)
+        return line
     }
 
+    private func textLine(_ event: LogEvent, _ fields: [(key: String, value: Logger.MetadataValue)]) -> String {
+        var line = Self.timestamp() + " " + event.level.rawValue + " " + label + ": "
+            + LogSafe.text(event.message.description, limit: 4096)
+        for (key, value) in fields {
+            line += " " + key + "=" + Self.quoted(LogSafe.text(value.description, limit: 1024))
+        }
+        return line + "\n"
+    }
+
+    /// The JSON line's own keys, which metadata cannot override.
     static let reserved: Set<String> = ["ts", "level", "logger", "msg"]
 
     static func json(_ value: Logger.MetadataValue) -> JSONValue {
@@ -64,6 +88,11 @@ public struct JSONLogHandler: LogHandler {
             for (key, value) in values.sorted(by: { $0.key < $1.key }) { object[key] = json(value) }
             return .object(object)
         }
+    }
+
+    static func quoted(_ text: String) -> String {
+        guard text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 
     /// UTC, millisecond precision, ISO 8601.
@@ -102,58 +131,5 @@ public struct LogOutput: Sendable {
                 offset += written
             }
         }
-    }
-}
-
-/// Writes each log event as one line of text (`log_format: text`, the default):
-/// `2026-11-21T10:00:00.123Z info switchyard: request account=acme method=POST path=/v1/chat/completions …`
-/// with the metadata sorted by key. A value with spaces, quotes or `=` is quoted, and control
-/// characters are escaped in every value and message, so no line can forge another.
-public struct TextLogHandler: LogHandler {
-    public var logLevel: Logger.Level
-    public var metadata: Logger.Metadata = [:]
-    public var metadataProvider: Logger.MetadataProvider?
-    private let label: String
-    private let output: LogOutput
-
-    public init(label: String, level: Logger.Level, output: LogOutput = .standardError) {
-        self.label = label
-        self.logLevel = level
-        self.output = output
-    }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    public func log(event: LogEvent) {
-        var fields = metadata
-        if let provided = metadataProvider?.get() { fields.merge(provided) { $1 } }
-        if let explicit = event.metadata { fields.merge(explicit) { $1 } }
-        if let error = event.error, fields["error.type"] == nil {
-            fields["error.type"] = .string(String(describing: type(of: error)))
-        }
-        var line = JSONLogHandler.timestamp() + " " + event.level.rawValue + " " + label + ": "
-            + LogSafe.text(event.message.description, limit: 4096)
-        for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
-            line += " " + key + "=" + Self.quoted(LogSafe.text(value.description, limit: 1024))
-        }
-        line += "\n"
-        output.write(Array(line.utf8))
-    }
-
-    static func quoted(_ text: String) -> String {
-        guard text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\\\"") + "\""
-    }
-}
-
-/// The log handler the `switchyard` command bootstraps: text or JSON lines, on standard error, at
-/// `level`.
-public func makeLogHandler(label: String, format: Config.LogFormat, level: Logger.Level) -> any LogHandler {
-    switch format {
-    case .json: JSONLogHandler(label: label, level: level)
-    case .text: TextLogHandler(label: label, level: level)
     }
 }
