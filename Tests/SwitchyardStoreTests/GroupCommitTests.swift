@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import SwitchyardCore
 import Testing
 
@@ -126,5 +127,48 @@ extension SQLBillingStoreTests {
             #expect(account.held == .zero)
             #expect(account.balance.micros == 100_000 - captured)
         }
+    }
+}
+
+/// The queue on its own, with a runner that takes its time: writes that arrive while a batch runs
+/// share the next one, every write gets its own answer, and a write on a quiet queue goes alone.
+@Suite struct GroupCommitQueueTests {
+    @Test func writesArrivingDuringABatchShareTheNextAndEachIsAnswered() async throws {
+        let batches = Mutex<[Int]>([])
+        let commits = GroupCommit { writes in
+            batches.withLock { $0.append(writes.count) }
+            try? await Task.sleep(for: .milliseconds(20))
+            return writes.map { write in
+                guard case .hold(let open) = write else { return .success(.settled(nil)) }
+                return .success(.settled(open.hold))
+            }
+        }
+        func open(_ index: Int) -> LedgerOpen {
+            LedgerOpen(
+                requestID: "r\(index)", accountID: "a", keyID: "k", endUser: nil, model: "m", deployment: "d",
+                hold: Money(micros: Int64(index)), instance: "i", startedAt: 0)
+        }
+        let answers = try await withThrowingTaskGroup(of: (Int, Int64?).self) { group in
+            for index in 0..<50 {
+                group.addTask {
+                    guard case .settled(let money) = try await commits.submit(.hold(open(index))) else { return (index, nil) }
+                    return (index, money?.micros)
+                }
+            }
+            return try await group.reduce(into: [Int: Int64?]()) { $0[$1.0] = $1.1 }
+        }
+        // Each caller got the answer to its own write.
+        #expect(answers.count == 50)
+        #expect(answers.allSatisfy { $0.value == Int64($0.key) })
+        let sizes = batches.withLock { $0 }
+        #expect(sizes.reduce(0, +) == 50)
+        #expect(sizes.count < 50)
+        #expect(sizes.max() ?? 0 > 1)
+
+        // Quiet again: a lone write is a batch of one.
+        try await Task.sleep(for: .milliseconds(50))
+        _ = try await commits.submit(.hold(open(99)))
+        #expect(batches.withLock { $0.last } == 1)
+        #expect(batches.withLock { $0.reduce(0, +) } == 51)
     }
 }
