@@ -76,7 +76,7 @@ public func buildApplication(
     v1.post("embeddings") { request, context in
         try await relay.handle(.embeddings, request: request, context: context)
     }
-    AccountController(authenticator: authenticator, store: dependencies.store).addRoutes(to: router)
+    AccountController(authenticator: authenticator, store: dependencies.store, limits: config.limits).addRoutes(to: router)
     OperationsController(
         store: dependencies.store, lifecycle: dependencies.lifecycle, metrics: dependencies.metrics,
         metricsDigest: config.metricsToken.map(Secrets.hash)

@@ -14,6 +14,11 @@ enum Migrations {
         Step(version: 1, statements: initialSchema),
         // Routing: what was tried before the deployment that answered (issue 5).
         Step(version: 2, statements: { _ in ["ALTER TABLE ledger ADD COLUMN attempts TEXT"] }),
+        // Rate limits set per account and per key through the admin API / CLI: a JSON object of
+        // `requests_per_minute`, `tokens_per_minute`, `concurrent`; NULL = not set (the config's apply).
+        Step(version: 3, statements: { _ in
+            ["ALTER TABLE accounts ADD COLUMN limits TEXT", "ALTER TABLE api_keys ADD COLUMN limits TEXT"]
+        }),
     ]
 
     /// Serialises migrations of gateway replicas starting together (an arbitrary constant).

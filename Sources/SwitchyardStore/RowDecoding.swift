@@ -5,10 +5,10 @@ import SwitchyardCore
 /// Column lists and row → record conversions. Queries that join select columns as `prefix` + name.
 enum Columns {
     static let account = [
-        "id", "name", "balance_micros", "held_micros", "multiplier_ppm", "status", "models", "created_at",
+        "id", "name", "balance_micros", "held_micros", "multiplier_ppm", "status", "models", "created_at", "limits",
     ]
     static let key = [
-        "id", "account_id", "hash", "prefix", "label", "models", "expires_at", "revoked_at", "created_at",
+        "id", "account_id", "hash", "prefix", "label", "models", "expires_at", "revoked_at", "created_at", "limits",
     ]
     static let ledger = [
         "request_id", "account_id", "key_id", "end_user", "model", "deployment", "instance", "hold_micros", "status",
@@ -47,7 +47,8 @@ extension SQLRow {
             multiplierPPM: try value(prefix + "multiplier_ppm"),
             status: status,
             models: try ModelList.decode(optional(prefix + "models")),
-            createdAt: try value(prefix + "created_at")
+            createdAt: try value(prefix + "created_at"),
+            limits: try StoredLimits.decode(optional(prefix + "limits"))
         )
     }
 
@@ -61,7 +62,8 @@ extension SQLRow {
             models: try ModelList.decode(optional(prefix + "models")),
             expiresAt: try optional(prefix + "expires_at"),
             revokedAt: try optional(prefix + "revoked_at"),
-            createdAt: try value(prefix + "created_at")
+            createdAt: try value(prefix + "created_at"),
+            limits: try StoredLimits.decode(optional(prefix + "limits"))
         )
     }
 
@@ -109,6 +111,40 @@ enum ModelList {
             return try JSONDecoder().decode([String].self, from: Data(text.utf8))
         } catch {
             throw SQLStoreError.corruptValue("model list \(text)")
+        }
+    }
+}
+
+/// An account's or key's own limits are stored as a JSON object
+/// (`{"concurrent":10,"requests_per_minute":600}`, fields absent when not set); NULL means none set.
+enum StoredLimits {
+    private struct Wire: Codable {
+        var requests_per_minute: Int?
+        var tokens_per_minute: Int?
+        var concurrent: Int?
+    }
+
+    /// NULL for no limits and for limits with no field set, so that "not set" has one form.
+    static func encode(_ limits: LimitsConfig.Caller?) throws -> String? {
+        guard let limits, !limits.isEmpty else { return nil }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let wire = Wire(
+            requests_per_minute: limits.requestsPerMinute, tokens_per_minute: limits.tokensPerMinute,
+            concurrent: limits.concurrent)
+        return String(decoding: try encoder.encode(wire), as: UTF8.self)
+    }
+
+    static func decode(_ text: String?) throws -> LimitsConfig.Caller? {
+        guard let text else { return nil }
+        do {
+            let wire = try JSONDecoder().decode(Wire.self, from: Data(text.utf8))
+            let limits = LimitsConfig.Caller(
+                requestsPerMinute: wire.requests_per_minute, tokensPerMinute: wire.tokens_per_minute,
+                concurrent: wire.concurrent)
+            return limits.isEmpty ? nil : limits
+        } catch {
+            throw SQLStoreError.corruptValue("limits \(text)")
         }
     }
 }

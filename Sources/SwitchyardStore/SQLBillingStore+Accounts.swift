@@ -7,12 +7,14 @@ extension SQLBillingStore {
     /// holds would no longer add up to the running ledger rows that release them.
     public func createAccount(_ account: Account) async throws {
         let models = try ModelList.encode(account.models)
+        let limits = try StoredLimits.encode(account.limits)
         let inserted = try await runner.transaction { database in
             try await database.raw(
                 """
-                INSERT INTO accounts (id, name, balance_micros, held_micros, multiplier_ppm, status, models, created_at)
+                INSERT INTO accounts (id, name, balance_micros, held_micros, multiplier_ppm, status, models, created_at, limits)
                 VALUES (\(bind: account.id), \(bind: account.name), \(bind: account.balance.micros), 0,
-                    \(bind: account.multiplierPPM), \(bind: account.status.rawValue), \(bind: models), \(bind: account.createdAt))
+                    \(bind: account.multiplierPPM), \(bind: account.status.rawValue), \(bind: models), \(bind: account.createdAt),
+                    \(bind: limits))
                 ON CONFLICT (id) DO NOTHING
                 RETURNING id
                 """
@@ -45,6 +47,7 @@ extension SQLBillingStore {
         if let multiplier = patch.multiplierPPM { assignments.append("multiplier_ppm = \(bind: multiplier)") }
         if let status = patch.status { assignments.append("status = \(bind: status.rawValue)") }
         if let models = patch.models { assignments.append("models = \(bind: try ModelList.encode(models))") }
+        if let limits = patch.limits { assignments.append("limits = \(bind: try StoredLimits.encode(limits))") }
         guard !assignments.isEmpty else { return try await account(id: id) }
         let query: SQLQueryString = """
             UPDATE accounts SET \(assignments.joined(separator: ", ")) WHERE id = \(bind: id)
@@ -59,14 +62,16 @@ extension SQLBillingStore {
 
     public func createKey(_ key: APIKey) async throws {
         let models = try ModelList.encode(key.models)
+        let limits = try StoredLimits.encode(key.limits)
         try await runner.transaction { database in
             let account = try await database.raw("SELECT id FROM accounts WHERE id = \(bind: key.accountID)").all()
             guard !account.isEmpty else { throw BillingStoreError.notFound("account \(key.accountID)") }
             let inserted = try await database.raw(
                 """
-                INSERT INTO api_keys (id, account_id, hash, prefix, label, models, expires_at, revoked_at, created_at)
+                INSERT INTO api_keys (id, account_id, hash, prefix, label, models, expires_at, revoked_at, created_at, limits)
                 VALUES (\(bind: key.id), \(bind: key.accountID), \(bind: Data(key.hash)), \(bind: key.prefix),
-                    \(bind: key.label), \(bind: models), \(bind: key.expiresAt), \(bind: key.revokedAt), \(bind: key.createdAt))
+                    \(bind: key.label), \(bind: models), \(bind: key.expiresAt), \(bind: key.revokedAt), \(bind: key.createdAt),
+                    \(bind: limits))
                 ON CONFLICT DO NOTHING
                 RETURNING id
                 """

@@ -33,6 +33,22 @@ func parseList(_ text: String?) -> [String]? {
     text.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
 }
 
+/// `--rpm`, `--tpm`, `--concurrent`: an account's or key's own rate limits, as the admin API's `limits`.
+struct LimitOptions: ParsableArguments {
+    @Option(help: "Requests per minute (this one's own limit; overrides the config's).") var rpm: Int?
+    @Option(help: "Tokens per minute.") var tpm: Int?
+    @Option(help: "Concurrent requests.") var concurrent: Int?
+
+    /// nil when no flag is given.
+    func limits() throws -> LimitsConfig.Caller? {
+        for (name, value, upper) in [("--rpm", rpm, 100_000_000), ("--tpm", tpm, 1_000_000_000), ("--concurrent", concurrent, 1_000_000)] {
+            if let value, !(1...upper).contains(value) { throw ValidationError("\(name): expected an integer from 1 to \(upper)") }
+        }
+        let limits = LimitsConfig.Caller(requestsPerMinute: rpm, tokensPerMinute: tpm, concurrent: concurrent)
+        return limits.isEmpty ? nil : limits
+    }
+}
+
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create or upgrade the database schema.")
     @OptionGroup var options: ConfigOption
@@ -54,15 +70,17 @@ struct AccountsCommand: AsyncParsableCommand {
         @Option(help: "Starting balance, e.g. 10.00.") var balance = "0"
         @Option(help: "Price multiplier, e.g. 0.8 for 20% off.") var multiplier = "1"
         @Option(help: "Comma-separated models the account may use (default: all).") var models: String?
+        @OptionGroup var limitOptions: LimitOptions
 
         func run() async throws {
             let balance = try parseMoney(balance, "--balance")
             guard let ppm = Decimals.parse(multiplier, places: 6), ppm >= 0 else {
                 throw ValidationError("--multiplier: expected a decimal such as 0.8")
             }
+            let limits = try limitOptions.limits()
             try await withStore(options) { _, accounts in
                 let account = try await accounts.createAccount(
-                    id: id, name: name, balance: balance, multiplierPPM: ppm, models: parseList(models))
+                    id: id, name: name, balance: balance, multiplierPPM: ppm, models: parseList(models), limits: limits)
                 return AdminJSON.account(account)
             }
         }
@@ -96,9 +114,14 @@ struct AccountsCommand: AsyncParsableCommand {
         @Option var multiplier: String?
         @Option(help: "active or suspended.") var status: String?
         @Option(help: "Comma-separated allowed models; an empty string allows all.") var models: String?
+        @OptionGroup(title: "Limits (any of them replaces the account's limits as a whole)") var limitOptions: LimitOptions
+        @Flag(help: "Remove the account's own limits (the config's apply again).") var clearLimits = false
 
         func run() async throws {
             var patch = AccountPatch(name: name)
+            let limits = try limitOptions.limits()
+            if clearLimits && limits != nil { throw ValidationError("--clear-limits cannot be combined with --rpm, --tpm or --concurrent") }
+            if clearLimits { patch.limits = .some(nil) } else if let limits { patch.limits = .some(limits) }
             if let multiplier {
                 guard let ppm = Decimals.parse(multiplier, places: 6), ppm >= 0 else {
                     throw ValidationError("--multiplier: expected a decimal such as 0.8")
@@ -125,11 +148,13 @@ struct KeysCommand: AsyncParsableCommand {
         @Option var label = ""
         @Option(help: "Comma-separated models the key may use (default: all the account may).") var models: String?
         @Option(help: "Expiry as unix seconds.") var expiresAt: Int64?
+        @OptionGroup var limitOptions: LimitOptions
 
         func run() async throws {
+            let limits = try limitOptions.limits()
             try await withStore(options) { _, accounts in
                 let created = try await accounts.createKey(
-                    accountID: account, label: label, models: parseList(models), expiresAt: expiresAt)
+                    accountID: account, label: label, models: parseList(models), expiresAt: expiresAt, limits: limits)
                 return AdminJSON.key(created.key, secret: created.secret)
             }
         }

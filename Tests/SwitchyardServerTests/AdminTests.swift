@@ -82,6 +82,76 @@ import Testing
         }
     }
 
+    @Test func limitsAreSetPatchedClearedAndValidatedThroughTheAdminAPI() async throws {
+        try await GatewayHarness.run { gateway in
+            let admin = gateway.adminKey
+            func limits(_ reply: GatewayHarness.Reply) -> [Int?]? {
+                guard let object = reply.json["limits"], !object.isNull else { return nil }
+                return ["requests_per_minute", "tokens_per_minute", "concurrent"].map { object[$0]?.intValue }
+            }
+            let id = "lim-\(UUID().uuidString.prefix(6))"
+            let created = try await gateway.post(
+                "/admin/v1/accounts",
+                #"{"id":"\#(id)","name":"limited","limits":{"requests_per_minute":600,"tokens_per_minute":200000,"concurrent":10}}"#,
+                auth: admin)
+            #expect(created.status == 201)
+            #expect(limits(created) == [600, 200_000, 10])
+            #expect(limits(try await gateway.get("/admin/v1/accounts/\(id)", auth: admin)) == [600, 200_000, 10])
+
+            // PATCH replaces the limits as a whole; leaving `limits` out keeps them; null clears them.
+            let patched = try await gateway.post("/admin/v1/accounts/\(id)", #"{"limits":{"concurrent":3}}"#, auth: admin, method: .PATCH)
+            #expect(patched.status == 200)
+            #expect(limits(patched) == [nil, nil, 3])
+            let renamed = try await gateway.post("/admin/v1/accounts/\(id)", #"{"name":"renamed"}"#, auth: admin, method: .PATCH)
+            #expect(limits(renamed) == [nil, nil, 3])
+            let cleared = try await gateway.post("/admin/v1/accounts/\(id)", #"{"limits":null}"#, auth: admin, method: .PATCH)
+            #expect(cleared.json["limits"] == .null)
+            #expect(try await gateway.get("/admin/v1/accounts/\(id)", auth: admin).json["limits"] == .null)
+            let empty = try await gateway.post("/admin/v1/accounts/\(id)", #"{"limits":{}}"#, auth: admin, method: .PATCH)
+            #expect(empty.json["limits"] == .null)
+
+            // Keys take limits when they are created.
+            let key = try await gateway.post(
+                "/admin/v1/accounts/\(id)/keys", #"{"label":"k","limits":{"tokens_per_minute":5000,"concurrent":null}}"#, auth: admin)
+            #expect(key.status == 201)
+            #expect(limits(key) == [nil, 5000, nil])
+            let keys = try await gateway.get("/admin/v1/accounts/\(id)/keys", auth: admin)
+            #expect(keys.json["data"]?.arrayValue?.first?["limits"]?["tokens_per_minute"]?.intValue == 5000)
+
+            // A bad value is a 400 naming the field, and changes nothing.
+            let bad: [(String, String)] = [
+                (#"{"requests_per_minute":0}"#, "limits.requests_per_minute"),
+                (#"{"tokens_per_minute":-5}"#, "limits.tokens_per_minute"),
+                (#"{"concurrent":1.5}"#, "limits.concurrent"),
+                (#"{"concurrent":"10"}"#, "limits.concurrent"),
+                (#"{"concurrent":true}"#, "limits.concurrent"),
+                (#"{"requests_per_minute":100000001}"#, "limits.requests_per_minute"),
+                (#"{"rpm":10}"#, "limits.rpm"),
+                (#"[600]"#, "limits"),
+                (#"600"#, "limits"),
+            ]
+            for (limitsJSON, param) in bad {
+                let patch = try await gateway.post(
+                    "/admin/v1/accounts/\(id)", #"{"name":"changed","limits":\#(limitsJSON)}"#, auth: admin, method: .PATCH)
+                #expect(patch.status == 400, "\(limitsJSON)")
+                #expect(patch.json["error"]?["param"]?.stringValue == param, "\(limitsJSON)")
+                #expect(patch.json["error"]?["type"] == "invalid_request_error")
+                let newAccount = try await gateway.post(
+                    "/admin/v1/accounts", #"{"id":"\#(id)-bad","name":"bad","limits":\#(limitsJSON)}"#, auth: admin)
+                #expect(newAccount.status == 400)
+                #expect(newAccount.json["error"]?["param"]?.stringValue == param)
+                let newKey = try await gateway.post("/admin/v1/accounts/\(id)/keys", #"{"limits":\#(limitsJSON)}"#, auth: admin)
+                #expect(newKey.status == 400)
+                #expect(newKey.json["error"]?["param"]?.stringValue == param)
+            }
+            let unchanged = try await gateway.get("/admin/v1/accounts/\(id)", auth: admin)
+            #expect(unchanged.json["name"] == "renamed")
+            #expect(unchanged.json["limits"] == .null)
+            #expect(try await gateway.get("/admin/v1/accounts/\(id)-bad", auth: admin).status == 404)
+            #expect(try await gateway.get("/admin/v1/accounts/\(id)/keys", auth: admin).json["data"]?.arrayValue?.count == 1)
+        }
+    }
+
     @Test func keyHoldersReadTheirOwnAccountAndUsage() async throws {
         try await GatewayHarness.run { gateway in
             for _ in 0..<3 { _ = try await gateway.post("/v1/chat/completions", chat("m-request", extra: #""user":"bob""#)) }

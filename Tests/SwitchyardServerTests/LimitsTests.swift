@@ -171,4 +171,92 @@ import Testing
             expectRateLimited(try await gateway.post("/v1/chat/completions", chat("m", extra: #""max_tokens":10"#)))
         }
     }
+
+    @Test func limitsSetThroughTheAdminAPIAreEnforcedAndChangeWithoutARestart() async throws {
+        try await GatewayHarness.run { gateway in
+            let admin = gateway.adminKey
+            let account = "/admin/v1/accounts/\(gateway.accountID)"
+            // No limit anywhere: no headers.
+            let free = try await gateway.post("/v1/chat/completions", chat("m"))
+            #expect(free.status == 200)
+            #expect(free.header("x-ratelimit-limit-requests") == nil)
+
+            // The PATCH drops this gateway's cached lookup of the account at once.
+            let set = try await gateway.post(account, #"{"limits":{"requests_per_minute":2}}"#, auth: admin, method: .PATCH)
+            #expect(set.status == 200)
+            for remaining in ["1", "0"] {
+                let reply = try await gateway.post("/v1/chat/completions", chat("m"))
+                #expect(reply.status == 200)
+                #expect(reply.header("x-ratelimit-limit-requests") == "2")
+                #expect(reply.header("x-ratelimit-remaining-requests") == remaining)
+            }
+            let refused = try await gateway.post("/v1/chat/completions", chat("m"))
+            expectRateLimited(refused)
+            #expect(refused.header("x-ratelimit-limit-requests") == "2")
+            #expect(refused.header("x-ratelimit-remaining-requests") == "0")
+            #expect(refused.json["error"]?["message"]?.stringValue?.contains("this account: 2 requests per minute") == true)
+
+            // Raised: what was counted in the last minute still counts, against the new limit.
+            _ = try await gateway.post(account, #"{"limits":{"requests_per_minute":3}}"#, auth: admin, method: .PATCH)
+            let raised = try await gateway.post("/v1/chat/completions", chat("m"))
+            #expect(raised.status == 200)
+            #expect(raised.header("x-ratelimit-limit-requests") == "3")
+            #expect(raised.header("x-ratelimit-remaining-requests") == "0")
+            expectRateLimited(try await gateway.post("/v1/chat/completions", chat("m")))
+
+            // Cleared: no limit again.
+            _ = try await gateway.post(account, #"{"limits":null}"#, auth: admin, method: .PATCH)
+            let cleared = try await gateway.post("/v1/chat/completions", chat("m"))
+            #expect(cleared.status == 200)
+            #expect(cleared.header("x-ratelimit-limit-requests") == nil)
+
+            // A key's own limit, given when it is created.
+            let created = try await gateway.post(
+                "\(account)/keys", #"{"label":"one a minute","limits":{"requests_per_minute":1}}"#, auth: admin)
+            let key = try #require(created.json["key"]?.stringValue)
+            #expect(try await gateway.post("/v1/chat/completions", chat("m"), auth: key).header("x-ratelimit-limit-requests") == "1")
+            let keyRefused = try await gateway.post("/v1/chat/completions", chat("m"), auth: key)
+            expectRateLimited(keyRefused)
+            #expect(keyRefused.json["error"]?["message"]?.stringValue?.contains("this key") == true)
+            #expect(try await gateway.post("/v1/chat/completions", chat("m")).status == 200)  // the other key is not limited
+        }
+    }
+
+    @Test func aDatabaseLimitWinsOverTheConfigFieldByField() async throws {
+        try await GatewayHarness.run(configure: { config, accountID in
+            config.limits.account = .init(requestsPerMinute: 1, concurrent: 10)
+            config.limits.accounts = [accountID: .init(requestsPerMinute: 2, tokensPerMinute: 100_000)]
+            config.limits.key = .init(requestsPerMinute: 50)
+        }) { gateway in
+            let admin = gateway.adminKey
+            let account = "/admin/v1/accounts/\(gateway.accountID)"
+            _ = try await gateway.post(account, #"{"limits":{"requests_per_minute":3}}"#, auth: admin, method: .PATCH)
+            let created = try await gateway.post("\(account)/keys", #"{"limits":{"tokens_per_minute":90000}}"#, auth: admin)
+            let key = try #require(created.json["key"]?.stringValue)
+
+            // Account: requests from the database, tokens from the config's override, concurrency from the default.
+            // Key: tokens from the database, requests from the default.
+            let info = try await gateway.get("/v1/account", auth: key)
+            func fields(_ value: JSONValue?) -> [Int?] {
+                ["requests_per_minute", "tokens_per_minute", "concurrent"].map { value?[$0]?.intValue }
+            }
+            #expect(fields(info.json["limits"]) == [3, 100_000, 10])
+            #expect(fields(info.json["key"]?["limits"]) == [50, 90_000, nil])
+            let seed = try await gateway.get("/api_user/info?openid=\(key)&type=json", auth: nil)
+            #expect(fields(seed.json["limits"]) == [3, 100_000, 10])
+            #expect(fields(seed.json["key"]?["limits"]) == [50, 90_000, nil])
+            // The admin API shows what was set, not what applies.
+            #expect(fields(try await gateway.get(account, auth: admin).json["limits"]) == [3, nil, nil])
+
+            for _ in 0..<3 {
+                let reply = try await gateway.post("/v1/chat/completions", chat("m", extra: #""max_tokens":20"#), auth: key)
+                #expect(reply.status == 200)
+                #expect(reply.header("x-ratelimit-limit-requests") == "3")
+                #expect(reply.header("x-ratelimit-limit-tokens") == "90000")  // the key's, tighter than the account's
+            }
+            let refused = try await gateway.post("/v1/chat/completions", chat("m"), auth: key)
+            expectRateLimited(refused)
+            #expect(refused.header("x-ratelimit-limit-requests") == "3")
+        }
+    }
 }

@@ -33,6 +33,45 @@ extension SQLBillingStoreTests {
     }
 
     @Test(arguments: Backend.available)
+    func accountAndKeyLimitsRoundTripAndClear(_ backend: Backend) async throws {
+        try await withStore(backend) { store, fixture in
+            var account = fixture.account("a", balance: 10)
+            account.limits = LimitsConfig.Caller(requestsPerMinute: 600, tokensPerMinute: 200_000, concurrent: 10)
+            try await store.createAccount(account)
+            #expect(try await store.account(id: account.id) == account)
+            var plain = fixture.account("b")
+            try await store.createAccount(plain)
+            #expect(try await store.account(id: plain.id)?.limits == nil)
+
+            // A patch replaces the limits as a whole; a plain nil leaves them alone; `.some(nil)` clears.
+            let patched = try await store.updateAccount(id: account.id, AccountPatch(limits: .some(.init(concurrent: 3))))
+            account.limits = LimitsConfig.Caller(concurrent: 3)
+            #expect(patched == account)
+            #expect(try await store.updateAccount(id: account.id, AccountPatch(name: "Renamed"))?.limits == account.limits)
+            let cleared = try await store.updateAccount(id: account.id, AccountPatch(limits: .some(nil)))
+            #expect(cleared?.limits == nil)
+            #expect(try await store.account(id: account.id)?.limits == nil)
+            // Limits with no field set are stored as not set.
+            plain.limits = LimitsConfig.Caller()
+            #expect(try await store.updateAccount(id: plain.id, AccountPatch(limits: .some(plain.limits)))?.limits == nil)
+
+            var key = fixture.key("k1", account: "a", hashByte: 1)
+            key.limits = LimitsConfig.Caller(requestsPerMinute: 5, tokensPerMinute: 1_000_000_000)
+            let other = fixture.key("k2", account: "a", hashByte: 2)
+            try await store.createKey(key)
+            try await store.createKey(other)
+            let found = try #require(try await store.key(hash: key.hash))
+            #expect(found.key == key)
+            #expect(found.key.limits == LimitsConfig.Caller(requestsPerMinute: 5, tokensPerMinute: 1_000_000_000))
+            #expect(found.account.limits == nil)
+            #expect(try await store.keys(accountID: fixture.id("a")).map(\.limits) == [key.limits, nil])
+            // The key lookup reads the account's limits too.
+            _ = try await store.updateAccount(id: account.id, AccountPatch(limits: .some(.init(requestsPerMinute: 7))))
+            #expect(try await store.key(hash: other.hash)?.account.limits == LimitsConfig.Caller(requestsPerMinute: 7))
+        }
+    }
+
+    @Test(arguments: Backend.available)
     func aTakenAccountIDIsAConflict(_ backend: Backend) async throws {
         try await withStore(backend) { store, fixture in
             try await store.createAccount(fixture.account("a", balance: 1))

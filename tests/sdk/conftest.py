@@ -134,6 +134,7 @@ class Stack:
     gateway: Process
     fake: Process
     key: str  # the demo account's key, announced on the gateway's first start
+    config: Path | None = None  # the gateway's config file, for CLI commands against its database
 
 
 _STACK: Stack | None = None
@@ -169,7 +170,7 @@ def stack():
             assert keys, "the gateway did not announce the demo account's key:\n" + "".join(gateway.stdout_lines)
             _STACK = Stack(
                 url=url, fake_url=fake_line.split("listening on ", 1)[1].strip(), capture=capture, gateway=gateway, fake=fake,
-                key=keys[0],
+                key=keys[0], config=config,
             )
             yield _STACK
         finally:

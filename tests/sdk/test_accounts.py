@@ -5,7 +5,10 @@ import httpx
 import openai
 import pytest
 
-from conftest import ADMIN_KEY
+import json
+import subprocess
+
+from conftest import ADMIN_KEY, _binary
 from openai_schema import validate
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
@@ -79,3 +82,66 @@ def test_a_request_is_charged_and_appears_in_the_usage_listing(stack):
     assert first["usage_source"] == "reported"
     assert first["cost"] == "0.01"
     assert first["status"] == "completed"
+
+
+def test_a_key_limit_set_through_the_admin_api_is_a_rate_limit_error(stack):
+    with admin(stack) as api:
+        account = api.post("/admin/v1/accounts", json={"name": "sdk-limited", "balance": "1.00"}).json()
+        created = api.post(
+            f"/admin/v1/accounts/{account['id']}/keys", json={"label": "slow", "limits": {"requests_per_minute": 1}}
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["limits"] == {"requests_per_minute": 1, "tokens_per_minute": None, "concurrent": None}
+        bad = api.post(f"/admin/v1/accounts/{account['id']}/keys", json={"limits": {"requests_per_minute": 0}})
+        assert bad.status_code == 400
+        assert bad.json()["error"]["param"] == "limits.requests_per_minute"
+        validate(bad.json(), "ErrorResponse")
+    key = created.json()["key"]
+    with sdk(stack, key) as client:
+        first = client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
+        assert first.headers["x-ratelimit-limit-requests"] == "1"
+        assert first.headers["x-ratelimit-remaining-requests"] == "0"
+        with pytest.raises(openai.RateLimitError) as raised:
+            client.chat.completions.create(model="m", messages=MESSAGES)
+    assert raised.value.code == "rate_limit_exceeded"
+    assert int(raised.value.response.headers["retry-after"]) >= 1
+    assert raised.value.response.headers["x-ratelimit-limit-requests"] == "1"
+    validate(raised.value.response.json(), "ErrorResponse")
+    info = httpx.get(f"{stack.url}/account", headers={"Authorization": f"Bearer {key}"}).json()
+    assert info["key"]["limits"]["requests_per_minute"] == 1
+
+
+def cli(stack, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [str(_binary("SWITCHYARD_BIN", "switchyard")), *args, "--config", str(stack.config)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert (done.returncode == 0) == ok, done.stdout + done.stderr
+    return done
+
+
+def test_the_cli_sets_and_clears_limits_on_the_gateways_database(stack):
+    created = json.loads(cli(stack, "accounts", "create", "--name", "cli", "--balance", "1", "--rpm", "600", "--tpm", "200000",
+                             "--concurrent", "10").stdout)
+    assert created["limits"] == {"requests_per_minute": 600, "tokens_per_minute": 200000, "concurrent": 10}
+    account = created["id"]
+    updated = json.loads(cli(stack, "accounts", "update", account, "--rpm", "1").stdout)
+    assert updated["limits"] == {"requests_per_minute": 1, "tokens_per_minute": None, "concurrent": None}
+    key = json.loads(cli(stack, "keys", "create", "--account", account, "--label", "cli", "--concurrent", "2").stdout)
+    assert key["limits"] == {"requests_per_minute": None, "tokens_per_minute": None, "concurrent": 2}
+    cli(stack, "accounts", "update", account, "--rpm", "0", ok=False)
+    cli(stack, "accounts", "update", account, "--rpm", "5", "--clear-limits", ok=False)
+
+    # The running gateway reads the limits from the database.
+    with sdk(stack, key["key"]) as client:
+        client.chat.completions.create(model="m", messages=MESSAGES)
+        with pytest.raises(openai.RateLimitError):
+            client.chat.completions.create(model="m", messages=MESSAGES)
+    info = httpx.get(f"{stack.url}/account", headers={"Authorization": f"Bearer {key['key']}"}).json()
+    assert info["limits"]["requests_per_minute"] == 1
+    assert info["key"]["limits"]["concurrent"] == 2
+
+    cleared = json.loads(cli(stack, "accounts", "update", account, "--clear-limits").stdout)
+    assert cleared["limits"] is None
+    shown = json.loads(cli(stack, "accounts", "show", account).stdout)
+    assert shown["limits"] is None and shown["name"] == "cli"

@@ -14,13 +14,17 @@ public struct Account: Sendable, Equatable {
     public var models: [String]?
     /// Unix seconds.
     public var createdAt: Int64
+    /// Its own rate limits (admin API / CLI); the fields it sets win over the config's `limits:`,
+    /// `nil` (or a nil field) falls back to them. See `LimitsConfig.effective(for:)`.
+    public var limits: LimitsConfig.Caller?
 
     public var available: Money { balance - held }
 
     public init(
         id: String, name: String, balance: Money, held: Money = .zero, multiplierPPM: Int64 = 1_000_000,
-        status: Status = .active, models: [String]? = nil, createdAt: Int64
+        status: Status = .active, models: [String]? = nil, createdAt: Int64, limits: LimitsConfig.Caller? = nil
     ) {
+        self.limits = limits
         self.id = id
         self.name = name
         self.balance = balance
@@ -38,8 +42,14 @@ public struct AccountPatch: Sendable, Equatable {
     public var multiplierPPM: Int64?
     public var status: Account.Status?
     public var models: [String]??
+    /// Replaces the account's limits as a whole; `.some(nil)` clears them (back to the config's).
+    public var limits: LimitsConfig.Caller??
 
-    public init(name: String? = nil, multiplierPPM: Int64? = nil, status: Account.Status? = nil, models: [String]?? = nil) {
+    public init(
+        name: String? = nil, multiplierPPM: Int64? = nil, status: Account.Status? = nil, models: [String]?? = nil,
+        limits: LimitsConfig.Caller?? = nil
+    ) {
+        self.limits = limits
         self.name = name
         self.multiplierPPM = multiplierPPM
         self.status = status
@@ -62,11 +72,14 @@ public struct APIKey: Sendable, Equatable {
     public var expiresAt: Int64?
     public var revokedAt: Int64?
     public var createdAt: Int64
+    /// Its own rate limits, as `Account.limits` but for this key.
+    public var limits: LimitsConfig.Caller?
 
     public init(
         id: String, accountID: String, hash: [UInt8], prefix: String, label: String, models: [String]? = nil,
-        expiresAt: Int64? = nil, revokedAt: Int64? = nil, createdAt: Int64
+        expiresAt: Int64? = nil, revokedAt: Int64? = nil, createdAt: Int64, limits: LimitsConfig.Caller? = nil
     ) {
+        self.limits = limits
         self.id = id
         self.accountID = accountID
         self.hash = hash

@@ -46,6 +46,9 @@ public struct LimitsConfig: Sendable, Equatable {
             self.concurrent = concurrent
         }
 
+        /// No field set.
+        public var isEmpty: Bool { requestsPerMinute == nil && tokensPerMinute == nil && concurrent == nil }
+
         /// `override`'s fields where it sets them, this one's elsewhere.
         public func overridden(by override: Caller?) -> Caller {
             guard let override else { return self }
@@ -76,5 +79,16 @@ public struct LimitsConfig: Sendable, Equatable {
         self.endUserRequestsPerMinute = endUserRequestsPerMinute
         self.accounts = accounts
         self.keys = keys
+    }
+
+    /// The limits that apply to an account, field by field: its own (database) value where set, else
+    /// its entry under `accounts`, else the `account` default.
+    public func effective(for account: Account) -> Caller {
+        self.account.overridden(by: accounts[account.id]).overridden(by: account.limits)
+    }
+
+    /// The same for a key: its own value, else `keys[id]`, else the `key` default.
+    public func effective(for key: APIKey) -> Caller {
+        self.key.overridden(by: keys[key.id]).overridden(by: key.limits)
     }
 }

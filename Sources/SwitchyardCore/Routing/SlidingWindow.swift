@@ -4,7 +4,8 @@
 /// the price of memory proportional to what was admitted in the window. Pure: the caller passes the
 /// time and keeps the value under its own lock.
 public struct SlidingWindow: Sendable {
-    public let limit: Int
+    /// May change while the window is in use: what was admitted stays counted against the new limit.
+    public var limit: Int
     public let window: Duration
     /// Admissions in time (and id) order; `head` is the oldest still in the window.
     private var entries: [(at: ContinuousClock.Instant, amount: Int, id: UInt64)] = []

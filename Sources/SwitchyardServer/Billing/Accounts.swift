@@ -22,12 +22,12 @@ public struct Accounts: Sendable {
     /// A new account; its id is `id` when given (the seed's `openid`), else generated.
     public func createAccount(
         id: String?, name: String, balance: Money, multiplierPPM: Int64 = 1_000_000, models: [String]? = nil,
-        status: Account.Status = .active
+        status: Account.Status = .active, limits: LimitsConfig.Caller? = nil
     ) async throws -> Account {
         if let id { try Self.validateID(id) }
         let account = Account(
             id: id ?? Secrets.newID(prefix: "acct_"), name: name, balance: balance, multiplierPPM: multiplierPPM,
-            status: status, models: models, createdAt: Self.now)
+            status: status, models: models, createdAt: Self.now, limits: Self.normalized(limits))
         do {
             try await store.createAccount(account)
         } catch BillingStoreError.conflict {
@@ -39,6 +39,8 @@ public struct Accounts: Sendable {
     }
 
     public func updateAccount(id: String, _ patch: AccountPatch) async throws -> Account {
+        var patch = patch
+        if let limits = patch.limits { patch.limits = .some(Self.normalized(limits)) }
         guard let account = try await store.updateAccount(id: id, patch) else { throw GatewayError.accountNotFound(id) }
         authenticator?.forget(accountID: id)
         return account
@@ -50,13 +52,14 @@ public struct Accounts: Sendable {
     }
 
     /// A new key; the secret is returned here and never again.
-    public func createKey(accountID: String, label: String, models: [String]?, expiresAt: Int64?) async throws -> (
-        key: APIKey, secret: String
-    ) {
+    public func createKey(
+        accountID: String, label: String, models: [String]?, expiresAt: Int64?, limits: LimitsConfig.Caller? = nil
+    ) async throws -> (key: APIKey, secret: String) {
         let secret = Secrets.newKey(prefix: "sk-sy-")
         let key = APIKey(
             id: Secrets.newID(prefix: "key_"), accountID: accountID, hash: Secrets.hash(secret),
-            prefix: String(secret.prefix(10)), label: label, models: models, expiresAt: expiresAt, createdAt: Self.now)
+            prefix: String(secret.prefix(10)), label: label, models: models, expiresAt: expiresAt, createdAt: Self.now,
+            limits: Self.normalized(limits))
         do {
             try await store.createKey(key)
         } catch BillingStoreError.notFound {
@@ -83,6 +86,11 @@ public struct Accounts: Sendable {
         case .duplicate(let account): return (account, false)
         case .accountNotFound: throw GatewayError.accountNotFound(accountID)
         }
+    }
+
+    /// Limits with no field set are no limits: stored as NULL, shown as null.
+    static func normalized(_ limits: LimitsConfig.Caller?) -> LimitsConfig.Caller? {
+        limits?.isEmpty == false ? limits : nil
     }
 
     static func validateID(_ id: String) throws {

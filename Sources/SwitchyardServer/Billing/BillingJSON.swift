@@ -12,7 +12,8 @@ enum BillingJSON {
             "balance": .string(account.balance.description), "held": .string(account.held.description),
             "available": .string(account.available.description),
             "price_multiplier": .string(multiplier(account.multiplierPPM)), "status": .string(account.status.rawValue),
-            "models": models(account.models), "created_at": .number(String(account.createdAt)),
+            "models": models(account.models), "limits": limits(account.limits),
+            "created_at": .number(String(account.createdAt)),
         ]
     }
 
@@ -22,10 +23,20 @@ enum BillingJSON {
             "prefix": .string(key.prefix), "models": models(key.models),
             "expires_at": key.expiresAt.map { .number(String($0)) } ?? .null,
             "revoked_at": key.revokedAt.map { .number(String($0)) } ?? .null,
-            "created_at": .number(String(key.createdAt)),
+            "limits": limits(key.limits), "created_at": .number(String(key.createdAt)),
         ]
         if let secret { object["key"] = .string(secret) }
         return object
+    }
+
+    /// `{"requests_per_minute":600,"tokens_per_minute":null,"concurrent":10}`; `null` when none is set.
+    static func limits(_ limits: LimitsConfig.Caller?) -> JSONValue {
+        guard let limits else { return .null }
+        func number(_ value: Int?) -> JSONValue { value.map { .int($0) } ?? .null }
+        return .object([
+            "requests_per_minute": number(limits.requestsPerMinute), "tokens_per_minute": number(limits.tokensPerMinute),
+            "concurrent": number(limits.concurrent),
+        ])
     }
 
     static func models(_ list: [String]?) -> JSONValue {

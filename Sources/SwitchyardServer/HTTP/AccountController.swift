@@ -7,6 +7,8 @@ import SwitchyardCore
 struct AccountController: Sendable {
     let authenticator: Authenticator
     let store: any BillingStore
+    /// The config's `limits:`, to report the limits that apply to the caller.
+    let limits: LimitsConfig
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
         router.get("v1/account") { request, _ in
@@ -31,10 +33,15 @@ struct AccountController: Sendable {
     }
 
     /// The account as it is now (balance and holds read fresh, not from the key cache), with the key.
+    /// `limits` are the effective ones (own value, else the config's override, else its default; a
+    /// null field is no limit), not only what was set on the account or key.
     private func describe(_ caller: Caller) async throws -> Response {
         let account = try await store.account(id: caller.account.id) ?? caller.account
         var object = BillingJSON.account(account)
-        object["key"] = .object(BillingJSON.key(caller.key))
+        object["limits"] = BillingJSON.limits(limits.effective(for: account))
+        var key = BillingJSON.key(caller.key)
+        key["limits"] = BillingJSON.limits(limits.effective(for: caller.key))
+        object["key"] = .object(key)
         return Relay.json(object)
     }
 }

@@ -72,6 +72,42 @@ struct AdminBody {
         return Int64(number)
     }
 
+    /// `{"requests_per_minute": 600, "tokens_per_minute": 200000, "concurrent": 10}`, each field optional
+    /// (null = not set); positive integers within the config's ranges, and no other field.
+    func limits(_ name: String) throws -> LimitsConfig.Caller? {
+        guard let value = object[name], !value.isNull else { return nil }
+        guard let fields = value.objectValue else { throw GatewayError.invalidType(name, expected: "an object", got: value) }
+        var limits = LimitsConfig.Caller()
+        for member in fields.members {
+            let field = "\(name).\(member.key)"
+            guard let range = AdminBody.limitRanges[member.key] else {
+                throw GatewayError(
+                    status: 400,
+                    message: "Unrecognized field '\(field)': limits take requests_per_minute, tokens_per_minute and concurrent.",
+                    type: "invalid_request_error", param: field, code: "unknown_parameter")
+            }
+            if member.value.isNull { continue }
+            guard let number = member.value.intValue else {
+                throw GatewayError.invalidType(field, expected: "a positive integer", got: member.value)
+            }
+            guard range.contains(number) else {
+                throw GatewayError.invalidValue(
+                    field, "Invalid '\(field)': expected an integer from \(range.lowerBound) to \(range.upperBound).")
+            }
+            switch member.key {
+            case "requests_per_minute": limits.requestsPerMinute = number
+            case "tokens_per_minute": limits.tokensPerMinute = number
+            default: limits.concurrent = number
+            }
+        }
+        return limits.isEmpty ? nil : limits
+    }
+
+    /// The same bounds as the config's `limits:` (ConfigLoader.readCallerLimits).
+    static let limitRanges: [String: ClosedRange<Int>] = [
+        "requests_per_minute": 1...100_000_000, "tokens_per_minute": 1...1_000_000_000, "concurrent": 1...1_000_000,
+    ]
+
     func status(_ name: String) throws -> Account.Status? {
         guard let text = try string(name) else { return nil }
         guard let status = Account.Status(rawValue: text) else {

@@ -17,7 +17,7 @@ struct AdminController: Sendable {
             let account = try await accounts.createAccount(
                 id: try body.string("id"), name: name, balance: try body.money("balance") ?? .zero,
                 multiplierPPM: try body.multiplier("price_multiplier") ?? 1_000_000, models: try body.stringList("models"),
-                status: try body.status("status") ?? .active)
+                status: try body.status("status") ?? .active, limits: try body.limits("limits"))
             return Relay.json(BillingJSON.account(account), status: .created)
         }
         admin.get("accounts") { request, _ in
@@ -38,6 +38,7 @@ struct AdminController: Sendable {
                 name: try body.string("name"), multiplierPPM: try body.multiplier("price_multiplier"),
                 status: try body.status("status"))
             if body.has("models") { patch.models = .some(try body.stringList("models")) }
+            if body.has("limits") { patch.limits = .some(try body.limits("limits")) }
             let account = try await accounts.updateAccount(id: try context.parameters.require("id"), patch)
             return Relay.json(BillingJSON.account(account))
         }
@@ -45,7 +46,7 @@ struct AdminController: Sendable {
             let body = try await AdminBody.read(request)
             let created = try await accounts.createKey(
                 accountID: try context.parameters.require("id"), label: try body.string("label") ?? "",
-                models: try body.stringList("models"), expiresAt: try body.int("expires_at"))
+                models: try body.stringList("models"), expiresAt: try body.int("expires_at"), limits: try body.limits("limits"))
             return Relay.json(BillingJSON.key(created.key, secret: created.secret), status: .created)
         }
         admin.get("accounts/{id}/keys") { _, context in

@@ -2,8 +2,9 @@ import HTTPTypes
 import Hummingbird
 import SwitchyardCore
 
-/// Which limits apply to a request, from the model's `limits` and the config's `limits:` (defaults,
-/// then per-account and per-key overrides), and its admission under them.
+/// Which limits apply to a request, from the model's `limits`, the account's and key's own limits (set
+/// through the admin API or CLI) and the config's `limits:` (per-id overrides, then defaults), and its
+/// admission under them.
 struct Limits: Sendable {
     let config: LimitsConfig
     let limiter: RateLimiter
@@ -11,8 +12,8 @@ struct Limits: Sendable {
     /// Admits the request or throws the 429; the estimate of its tokens is what `HoldEstimate` reserves
     /// for the completion plus an estimate of the prompt, corrected when the request settles.
     func admit(model: ModelConfig, caller: Caller, endUser: String?, inference: InferenceRequest) throws -> Admission {
-        let account = config.account.overridden(by: config.accounts[caller.account.id])
-        let key = config.key.overridden(by: config.keys[caller.key.id])
+        let account = config.effective(for: caller.account)
+        let key = config.effective(for: caller.key)
         var rules = [
             RateLimiter.Rule(
                 scope: .model, name: model.name, label: "the model '\(model.name)'",

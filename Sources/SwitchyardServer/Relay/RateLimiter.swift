@@ -96,6 +96,7 @@ final class RateLimiter: Sendable {
             for rule in rules {
                 let key = Key(scope: rule.scope, name: rule.name)
                 var entry = state.entries[key] ?? Entry(rule)
+                entry.adopt(rule)
                 entry.requests?.prune(now: now)
                 entry.tokens?.prune(now: now)
                 state.entries[key] = entry
@@ -210,6 +211,20 @@ extension RateLimiter.Entry {
     init(_ rule: RateLimiter.Rule) {
         requests = rule.requestsPerMinute.map { SlidingWindow(limit: $0) }
         tokens = rule.tokensPerMinute.map { SlidingWindow(limit: $0) }
+    }
+
+    /// The rule's limits may have changed since the entry was made (an account's or key's own limits
+    /// set through the admin API): keep what the windows counted, under the new limits.
+    mutating func adopt(_ rule: RateLimiter.Rule) {
+        func adopt(_ window: inout SlidingWindow?, _ limit: Int?) {
+            guard let limit else {
+                window = nil
+                return
+            }
+            if window == nil { window = SlidingWindow(limit: limit) } else { window?.limit = limit }
+        }
+        adopt(&requests, rule.requestsPerMinute)
+        adopt(&tokens, rule.tokensPerMinute)
     }
 
     /// Why this rule refuses the request now, if it does (expired entries already pruned).
