@@ -90,7 +90,9 @@ struct FakeUpstreamTests {
     @Test("die_after cuts the stream without [DONE]", .timeLimit(.minutes(1)))
     func dieAfter() async throws {
         try await withUpstream { upstream, client in
-            let body = #"{"model":"m","stream":true,"messages":[],"fake":{"tokens":6,"die_after":2}}"#
+            // Paced: AsyncHTTPClient can drop a part that arrives in the same instant as the close
+            // (docs/ARCHITECTURE.md, known limitations), which would make this test flaky.
+            let body = #"{"model":"m","stream":true,"messages":[],"fake":{"tokens":6,"die_after":2,"delay_ms":30}}"#
             let response = try await client.execute(post(upstream, "chat/completions", body), timeout: .seconds(10))
             var received = ""
             var failed = false
@@ -102,7 +104,10 @@ struct FakeUpstreamTests {
             #expect(failed)
             let payloads = events(received)
             #expect(!payloads.contains("[DONE]"))
-            #expect(payloads.count == 3)  // role and two tokens
+            // Role and two tokens; the second token is written just before the close, so the client
+            // may lose it (the same limitation), but never sees a third.
+            #expect(payloads.count == 3 || payloads.count == 2)
+            #expect(payloads.first.map { $0.contains("\"role\"") } == true)
         }
     }
 
