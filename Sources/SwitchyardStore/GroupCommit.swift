@@ -52,29 +52,8 @@ final class GroupCommit: Sendable {
     }
 
     /// Not cancellable: once queued, a write happens, and its caller hears how it went.
-    ///
-    /// When nothing is being written, the caller writes its own batch of one in its own task rather
-    /// than waking another to do it, and hands the queue to a new drainer only if writes arrived
-    /// meanwhile: a quiet gateway pays no extra hop.
     func submit(_ write: BillingWrite) async throws -> BillingWriteResult {
-        let leads = state.withLock { state -> Bool in
-            guard !state.draining else { return false }
-            state.draining = true
-            return true
-        }
-        if leads {
-            let result = await run([write]).first ?? .failure(SQLStoreError.corruptValue("batch result missing"))
-            let more = state.withLock { state -> Bool in
-                guard state.queue.isEmpty else { return true }
-                state.draining = false
-                return false
-            }
-            if more {
-                Task { await self.drain() }
-            }
-            return try result.get()
-        }
-        return try await withCheckedThrowingContinuation { continuation in
+        try await withCheckedThrowingContinuation { continuation in
             let startDrain = state.withLock { state -> Bool in
                 state.queue.append(Pending(write: write, continuation: continuation))
                 guard !state.draining else { return false }
