@@ -50,7 +50,7 @@ public func buildApplication(
         metrics: dependencies.metrics, lifecycle: dependencies.lifecycle)
     let inFlight = InFlight(shutdown: dependencies.lifecycle.stopping)
     let relay = Relay(
-        catalog: catalog, providers: providers, connections: connections, billing: billing, inFlight: inFlight,
+        catalog: catalog, connections: connections, billing: billing, inFlight: inFlight,
         maxBodyBytes: config.server.maxBodyBytes,
         router: DeploymentRouter(catalog: catalog, providers: providers, config: config.routing),
         limits: Limits(config: config.limits, limiter: RateLimiter()))

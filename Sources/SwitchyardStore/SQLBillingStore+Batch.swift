@@ -121,9 +121,8 @@ extension SQLBillingStore {
                 guard var account = accounts[entry.accountID] else {
                     throw SQLStoreError.corruptValue("ledger row without account")
                 }
-                // What the account can pay: its balance less the holds of its other requests.
-                let payable = account.balance - (account.held - entry.hold)
-                let capture = max(0, min(settlement.cost.micros, payable))
+                let capture = SQLBillingStore.capture(
+                    cost: settlement.cost.micros, balance: account.balance, held: account.held, hold: entry.hold)
                 account.balance -= capture
                 account.held -= entry.hold
                 account.capturedTotal += capture

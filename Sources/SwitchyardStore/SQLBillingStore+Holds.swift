@@ -73,6 +73,12 @@ extension SQLBillingStore {
         guard !inserted.isEmpty else { throw BillingStoreError.conflict("request \(open.requestID) has a ledger row") }
     }
 
+    /// What a settlement captures: the cost, but at most what the account can pay — its balance less
+    /// the holds of its other requests — so a balance never goes below zero.
+    static func capture(cost: Int64, balance: Int64, held: Int64, hold: Int64) -> Int64 {
+        max(0, min(cost, balance - (held - hold)))
+    }
+
     static func settleAlone(_ settlement: LedgerSettlement, runner: any TransactionRunner) async throws -> Money? {
         let lock = runner.backend.forUpdate
         return try await runner.transaction { database in
@@ -90,9 +96,9 @@ extension SQLBillingStore {
                 "SELECT balance_micros, held_micros FROM accounts WHERE id = \(bind: accountID)\(unsafeRaw: lock)"
             ).all()
             guard let account = accounts.first else { throw SQLStoreError.corruptValue("ledger row without account") }
-            // What the account can pay: its balance less the holds of its other requests.
-            let payable = try account.value("balance_micros", Int64.self) - (account.value("held_micros", Int64.self) - hold)
-            let capture = max(0, min(settlement.cost.micros, payable))
+            let capture = capture(
+                cost: settlement.cost.micros, balance: try account.value("balance_micros"),
+                held: try account.value("held_micros"), hold: hold)
             try await database.raw(
                 """
                 UPDATE accounts SET balance_micros = balance_micros - \(bind: capture), held_micros = held_micros - \(bind: hold)

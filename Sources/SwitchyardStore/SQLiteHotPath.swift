@@ -105,9 +105,8 @@ final class SQLiteHotPath: @unchecked Sendable {
             "SELECT balance_micros, held_micros FROM accounts WHERE id = ?1", [.text(row.accountID)]
         ) { account in (balance: account.int(0), held: account.int(1)) }
         guard let account = accounts.first else { throw SQLStoreError.corruptValue("ledger row without account") }
-        // What the account can pay: its balance less the holds of its other requests.
-        let payable = account.balance - (account.held - row.hold)
-        let capture = max(0, min(settlement.cost.micros, payable))
+        let capture = SQLBillingStore.capture(
+            cost: settlement.cost.micros, balance: account.balance, held: account.held, hold: row.hold)
         try database.execute(
             "UPDATE accounts SET balance_micros = balance_micros - ?1, held_micros = held_micros - ?2 WHERE id = ?3",
             [.int(capture), .int(row.hold), .text(row.accountID)])

@@ -29,6 +29,14 @@ func parseMoney(_ text: String, _ name: String) throws -> Money {
     return money
 }
 
+/// A price multiplier in parts per million.
+func parseMultiplier(_ text: String) throws -> Int64 {
+    guard let ppm = Decimals.parse(text, places: 6), ppm >= 0 else {
+        throw ValidationError("--multiplier: expected a decimal such as 0.8")
+    }
+    return ppm
+}
+
 func parseList(_ text: String?) -> [String]? {
     text.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
 }
@@ -41,8 +49,12 @@ struct LimitOptions: ParsableArguments {
 
     /// nil when no flag is given.
     func limits() throws -> LimitsConfig.Caller? {
-        for (name, value, upper) in [("--rpm", rpm, 100_000_000), ("--tpm", tpm, 1_000_000_000), ("--concurrent", concurrent, 1_000_000)] {
-            if let value, !(1...upper).contains(value) { throw ValidationError("\(name): expected an integer from 1 to \(upper)") }
+        let checks = [
+            ("--rpm", rpm, LimitsConfig.Caller.requestsPerMinuteRange), ("--tpm", tpm, LimitsConfig.Caller.tokensPerMinuteRange),
+            ("--concurrent", concurrent, LimitsConfig.Caller.concurrentRange),
+        ]
+        for (name, value, range) in checks {
+            if let value, !range.contains(value) { throw ValidationError("\(name): expected an integer from 1 to \(range.upperBound)") }
         }
         let limits = LimitsConfig.Caller(requestsPerMinute: rpm, tokensPerMinute: tpm, concurrent: concurrent)
         return limits.isEmpty ? nil : limits
@@ -74,9 +86,7 @@ struct AccountsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let balance = try parseMoney(balance, "--balance")
-            guard let ppm = Decimals.parse(multiplier, places: 6), ppm >= 0 else {
-                throw ValidationError("--multiplier: expected a decimal such as 0.8")
-            }
+            let ppm = try parseMultiplier(multiplier)
             let limits = try limitOptions.limits()
             try await withStore(options) { _, accounts in
                 let account = try await accounts.createAccount(
@@ -122,12 +132,7 @@ struct AccountsCommand: AsyncParsableCommand {
             let limits = try limitOptions.limits()
             if clearLimits && limits != nil { throw ValidationError("--clear-limits cannot be combined with --rpm, --tpm or --concurrent") }
             if clearLimits { patch.limits = .some(nil) } else if let limits { patch.limits = .some(limits) }
-            if let multiplier {
-                guard let ppm = Decimals.parse(multiplier, places: 6), ppm >= 0 else {
-                    throw ValidationError("--multiplier: expected a decimal such as 0.8")
-                }
-                patch.multiplierPPM = ppm
-            }
+            if let multiplier { patch.multiplierPPM = try parseMultiplier(multiplier) }
             if let status {
                 guard let value = Account.Status(rawValue: status) else { throw ValidationError("--status: active or suspended") }
                 patch.status = value

@@ -18,11 +18,6 @@ public struct Meter: Sendable, Equatable {
     /// engines send one token a chunk); for an answer that came whole, four bytes a token.
     public var estimatedCompletion: Int { outputChunks > 0 ? outputChunks : (outputBytes + 3) / 4 }
 
-    public mutating func record(output text: String) {
-        outputChunks += 1
-        outputBytes += text.utf8.count
-    }
-
     /// The usage to bill: `(prompt, completion, source)`. With `charge` false (nothing reached the
     /// client) it is zero.
     public func billable(charge: Bool) -> (prompt: Int, completion: Int, source: LedgerSettlement.UsageSource) {

@@ -38,15 +38,3 @@ public enum Price: Sendable, Equatable {
         return Money(micros: Int64(clamping: micros))
     }
 }
-
-extension Int64 {
-    init(clamping value: Int128) {
-        if value > Int128(Int64.max) {
-            self = .max
-        } else if value < Int128(Int64.min) {
-            self = .min
-        } else {
-            self = Int64(value)
-        }
-    }
-}

@@ -46,6 +46,11 @@ public struct LimitsConfig: Sendable, Equatable {
             self.concurrent = concurrent
         }
 
+        /// The values each field may take, wherever a limit is set (config, admin API, CLI).
+        public static let requestsPerMinuteRange = 1...100_000_000
+        public static let tokensPerMinuteRange = 1...1_000_000_000
+        public static let concurrentRange = 1...1_000_000
+
         /// No field set.
         public var isEmpty: Bool { requestsPerMinute == nil && tokensPerMinute == nil && concurrent == nil }
 

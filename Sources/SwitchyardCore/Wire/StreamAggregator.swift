@@ -24,7 +24,6 @@ public struct StreamAggregator: Sendable {
     private var systemFingerprint: JSONValue?
     private var serviceTier: JSONValue?
     public private(set) var usage: Usage?
-    public private(set) var sawFinish = false
     /// Chunks that carried output and its bytes, for metering when the upstream reports no usage.
     public private(set) var outputChunks = 0
     public private(set) var outputBytes = 0
@@ -58,7 +57,6 @@ public struct StreamAggregator: Sendable {
     private mutating func merge(_ piece: JSONObject, into choice: inout Choice) {
         if let reason = piece["finish_reason"], !reason.isNull {
             choice.finishReason = reason
-            sawFinish = true
         }
         if let text = piece["text"]?.stringValue { choice.text = (choice.text ?? "") + text }
         if let logprobs = piece["logprobs"]?.objectValue {

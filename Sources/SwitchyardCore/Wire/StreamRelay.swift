@@ -15,8 +15,7 @@ public struct StreamRelay: Sendable {
     public let endpoint: Endpoint
     public let clientWantsUsage: Bool
     public private(set) var usage: Usage?
-    /// Whether any choice reported a `finish_reason`, and the last one reported.
-    public private(set) var sawFinish = false
+    /// The last `finish_reason` any choice reported.
     public private(set) var finishReason: String?
     /// Chunks that carried generated output (content, text, tool call or refusal pieces), and its bytes.
     public private(set) var outputChunks = 0
@@ -42,7 +41,6 @@ public struct StreamRelay: Sendable {
         for choice in choices {
             let index = choice["index"]?.intValue ?? 0
             if let reason = choice["finish_reason"], !reason.isNull {
-                sawFinish = true
                 finishReason = reason.stringValue ?? finishReason
                 unfinishedChoices.remove(index)
             } else {

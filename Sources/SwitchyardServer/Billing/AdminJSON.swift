@@ -11,7 +11,7 @@ public enum AdminJSON {
     }
 
     public static func usageCSV(_ rows: [LedgerRow]) -> String {
-        rows.reduce(BillingJSON.csvHeader) { $0 + BillingJSON.csvLine($1) }
+        rows.reduce(into: BillingJSON.csvHeader) { $0 += BillingJSON.csvLine($1) }
     }
 }
 

@@ -59,9 +59,7 @@ final class Authenticator: Sendable {
         if key.revokedAt != nil { throw GatewayError.invalidAPIKey("This API key has been revoked.") }
         if let expiry = key.expiresAt, expiry <= seconds { throw GatewayError.invalidAPIKey("This API key has expired.") }
         if account.status != .active {
-            throw GatewayError(
-                status: 403, message: "The account '\(account.id)' is suspended.", type: "invalid_request_error",
-                code: "account_suspended")
+            throw GatewayError.accountSuspended(account.id)
         }
         return Caller(key: key, account: account)
     }
@@ -93,6 +91,12 @@ final class Authenticator: Sendable {
 extension GatewayError {
     static func invalidAPIKey(_ message: String) -> GatewayError {
         GatewayError(status: 401, message: message, type: "invalid_request_error", code: "invalid_api_key")
+    }
+
+    static func accountSuspended(_ accountID: String) -> GatewayError {
+        GatewayError(
+            status: 403, message: "The account '\(accountID)' is suspended.", type: "invalid_request_error",
+            code: "account_suspended")
     }
 
     static func modelNotAllowed(_ model: String) -> GatewayError {

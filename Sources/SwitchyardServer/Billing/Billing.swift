@@ -42,9 +42,7 @@ struct Billing: Sendable {
             throw GatewayError.insufficientQuota(needed: hold, available: available)
         case .accountInactive:
             authenticator.forget(accountID: caller.account.id)
-            throw GatewayError(
-                status: 403, message: "The account '\(caller.account.id)' is suspended.", type: "invalid_request_error",
-                code: "account_suspended")
+            throw GatewayError.accountSuspended(caller.account.id)
         }
     }
 }

@@ -108,12 +108,6 @@ final class BillingTicket: Sendable {
         }
     }
 
-    func markFirstOutput() {
-        state.withLock { state in
-            if state.firstOutputAt == nil { state.firstOutputAt = .now }
-        }
-    }
-
     /// Captures the cost and releases the hold; later calls do nothing. Returns what was captured.
     @discardableResult
     func settle(_ outcome: Outcome) async -> Money? {

@@ -39,6 +39,12 @@ enum Secrets {
         Array(SHA256.hash(data: Array(secret.utf8)))
     }
 
+    /// Whether a presented secret (nil: none) hashes to `digest`, compared in constant time.
+    static func matches(_ presented: String?, digest: [UInt8]) -> Bool {
+        guard let presented else { return false }
+        return constantTimeEqual(hash(presented), digest)
+    }
+
     /// Equal-length digests compared without an early exit, so timing reveals nothing.
     static func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
         guard lhs.count == rhs.count else { return false }

@@ -24,7 +24,7 @@ extension ConfigLoader {
         if let value = fields["key"] { limits.key = try readCallerLimits(value) }
         if let value = fields["end_user"] {
             limits.endUserRequestsPerMinute = try value.fields(["requests_per_minute"])["requests_per_minute"]?
-                .int(in: 1...100_000_000)
+                .int(in: LimitsConfig.Caller.requestsPerMinuteRange)
         }
         for (id, value) in try fields["accounts"]?.mapping() ?? [] { limits.accounts[id] = try readCallerLimits(value) }
         for (id, value) in try fields["keys"]?.mapping() ?? [] { limits.keys[id] = try readCallerLimits(value) }
@@ -34,8 +34,8 @@ extension ConfigLoader {
     static func readCallerLimits(_ node: ConfigNode) throws(ConfigError) -> LimitsConfig.Caller {
         let fields = try node.fields(["requests_per_minute", "tokens_per_minute", "concurrent"])
         return LimitsConfig.Caller(
-            requestsPerMinute: try fields["requests_per_minute"]?.int(in: 1...100_000_000),
-            tokensPerMinute: try fields["tokens_per_minute"]?.int(in: 1...1_000_000_000),
-            concurrent: try fields["concurrent"]?.int(in: 1...1_000_000))
+            requestsPerMinute: try fields["requests_per_minute"]?.int(in: LimitsConfig.Caller.requestsPerMinuteRange),
+            tokensPerMinute: try fields["tokens_per_minute"]?.int(in: LimitsConfig.Caller.tokensPerMinuteRange),
+            concurrent: try fields["concurrent"]?.int(in: LimitsConfig.Caller.concurrentRange))
     }
 }

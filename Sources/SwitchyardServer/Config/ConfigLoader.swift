@@ -79,8 +79,9 @@ public enum ConfigLoader {
         guard let models = fields["models"] else { throw root.error("'models' is required: name at least one model") }
         let providerNames = Set(config.providers.map(\.name))
         var taken: [String: String] = [:]
-        let modelNames = Set(try models.mapping().map(\.key))
-        for (name, node) in try models.mapping() {
+        let modelEntries = try models.mapping()
+        let modelNames = Set(modelEntries.map(\.key))
+        for (name, node) in modelEntries {
             let model = try readModel(name, node, providers: providerNames, models: modelNames)
             for alias in [name] + model.aliases {
                 if let owner = taken[alias] {

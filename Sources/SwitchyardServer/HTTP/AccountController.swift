@@ -20,8 +20,7 @@ struct AccountController: Sendable {
         }
         router.get("api_user/info") { request, _ in
             let caller = try await authenticator.authenticate(anyOf: [request.uri.queryParameters.get("openid"), request.bearerToken])
-            let response = try await describe(caller)
-            guard request.uri.queryParameters.get("type") != "json" else { return response }
+            if request.uri.queryParameters.get("type") == "json" { return try await describe(caller) }
             let account = try await store.account(id: caller.account.id)
             let text = account.map {
                 "account \($0.id) (\($0.name)): balance \($0.balance), held \($0.held), available \($0.available)\n"

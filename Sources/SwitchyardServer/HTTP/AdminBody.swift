@@ -103,9 +103,10 @@ struct AdminBody {
         return limits.isEmpty ? nil : limits
     }
 
-    /// The same bounds as the config's `limits:` (ConfigLoader.readCallerLimits).
+    /// The same bounds as the config's `limits:`.
     static let limitRanges: [String: ClosedRange<Int>] = [
-        "requests_per_minute": 1...100_000_000, "tokens_per_minute": 1...1_000_000_000, "concurrent": 1...1_000_000,
+        "requests_per_minute": LimitsConfig.Caller.requestsPerMinuteRange,
+        "tokens_per_minute": LimitsConfig.Caller.tokensPerMinuteRange, "concurrent": LimitsConfig.Caller.concurrentRange,
     ]
 
     func status(_ name: String) throws -> Account.Status? {

@@ -84,9 +84,7 @@ struct AdminGate: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
-        guard let digest, let presented = request.bearerToken,
-            Secrets.constantTimeEqual(Secrets.hash(presented), digest)
-        else {
+        guard let digest, Secrets.matches(request.bearerToken, digest: digest) else {
             throw GatewayError.invalidAPIKey("The admin API needs the admin key as 'Authorization: Bearer …'.")
         }
         return try await next(request, context)
@@ -108,8 +106,7 @@ struct UsageListing: Sendable {
             throw GatewayError.invalidValue("cursor", "Invalid 'cursor': use the next_cursor of a previous page.")
         }
         if request.uri.queryParameters.get("format") == "csv" {
-            var text = BillingJSON.csvHeader
-            for row in page.rows { text += BillingJSON.csvLine(row) }
+            let text = AdminJSON.usageCSV(page.rows)
             var headers: HTTPFields = [.contentType: "text/csv; charset=utf-8"]
             if let next = page.nextCursor, let name = HTTPField.Name("x-next-cursor") { headers[name] = next }
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))

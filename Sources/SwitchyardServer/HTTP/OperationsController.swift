@@ -25,7 +25,7 @@ struct OperationsController: Sendable {
         }
         router.get("metrics") { request, _ in
             if let metricsDigest {
-                guard let token = request.bearerToken, Secrets.constantTimeEqual(Secrets.hash(token), metricsDigest) else {
+                guard Secrets.matches(request.bearerToken, digest: metricsDigest) else {
                     throw GatewayError.invalidAPIKey("GET /metrics needs the metrics token: 'Authorization: Bearer TOKEN'.")
                 }
             }

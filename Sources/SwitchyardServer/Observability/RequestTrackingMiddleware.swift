@@ -112,7 +112,8 @@ struct RequestTrackingMiddleware: RouterMiddleware {
     static func isInference(_ request: Request) -> Bool {
         guard request.method == .post else { return false }
         let path = request.uri.path
-        return path.hasSuffix("/chat/completions") || path.hasSuffix("/completions") || path.hasSuffix("/embeddings")
+        // `/chat/completions` ends in `/completions` too.
+        return path.hasSuffix("/completions") || path.hasSuffix("/embeddings")
     }
 }
 

@@ -11,7 +11,6 @@ import SwitchyardUpstream
 /// and whole answers where client and upstream differ — and settles the hold exactly once.
 struct Relay: Sendable {
     let catalog: Catalog
-    let providers: Providers
     let connections: ClientConnections
     let billing: Billing
     let inFlight: InFlight
@@ -83,7 +82,7 @@ struct Relay: Sendable {
             response.add(headers: limitHeaders)
             return response
         } catch {
-            let failure = (error as? GatewayError) ?? UpstreamFailure.gatewayError(error, provider: first.provider.config.name)
+            let failure = UpstreamFailure.gatewayError(error, provider: first.provider.config.name)
             let gone = error is CancellationError || client?.hasFired == true
             await ticket.settle(
                 .init(
