@@ -10,10 +10,17 @@ extension GatewayError: HTTPResponseError {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var fields = HTTPFields()
         fields[.contentType] = "application/json"
-        for header in headers {
-            if let name = HTTPField.Name(header.name) { fields[name] = header.value }
-        }
+        fields.add(headers)
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+extension HTTPFields {
+    /// Sets each `(name, value)`; a name that is not a valid field name is skipped.
+    mutating func add(_ headers: [(name: String, value: String)]) {
+        for header in headers {
+            if let name = HTTPField.Name(header.name) { self[name] = header.value }
+        }
     }
 }
 

@@ -20,8 +20,18 @@ struct DeploymentRouter: Sendable {
     let config: RoutingConfig
     let cooldowns: Cooldowns
     /// `switchyard_upstream_retries_total` by deployment and reason, made on first use.
-    private let retries = CounterCache(label: "switchyard_upstream_retries_total")
-    private let queueRejections = CounterCache(label: "switchyard_upstream_queue_rejections_total")
+    private struct RetryKey: Hashable, Sendable {
+        var deployment: String
+        var reason: String
+    }
+
+    private let retries = MetricFamily<RetryKey, Counter> { key in
+        Counter(label: "switchyard_upstream_retries_total", dimensions: [("deployment", key.deployment), ("reason", key.reason)])
+    }
+    /// By provider.
+    private let queueRejections = MetricFamily<String, Counter> { provider in
+        Counter(label: "switchyard_upstream_queue_rejections_total", dimensions: [("provider", provider)])
+    }
 
     init(catalog: Catalog, providers: Providers, config: RoutingConfig) {
         self.catalog = catalog
@@ -105,9 +115,9 @@ struct DeploymentRouter: Sendable {
                     cooldowns.failed(id, retryAfter: failure.retryAfter)
                 }
                 if failure.reason == "overloaded" {
-                    queueRejections.increment([("provider", candidate.provider.config.name)])
+                    queueRejections[candidate.provider.config.name].increment()
                 }
-                retries.increment([("deployment", id), ("reason", failure.reason)])
+                retries[RetryKey(deployment: id, reason: failure.reason)].increment()
                 logger.notice(
                     "upstream attempt failed before output",
                     metadata: ["routing.deployment": "\(id)", "routing.reason": "\(failure.reason)"])
@@ -130,26 +140,5 @@ struct DeploymentRouter: Sendable {
         let step = min(config.maxBackoff, config.backoff * (1 << min(attempts - 1, 16)))
         let half = BillingTicket.millis(step) / 2
         return .milliseconds(half + Int64.random(in: 0...max(half, 0)))
-    }
-}
-
-/// Counters of one label, made once per set of dimensions rather than per request.
-final class CounterCache: Sendable {
-    private let label: String
-    private let counters = Mutex<[String: Counter]>([:])
-
-    init(label: String) {
-        self.label = label
-    }
-
-    func increment(_ dimensions: [(String, String)]) {
-        let key = dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-        let counter = counters.withLock { counters in
-            if let counter = counters[key] { return counter }
-            let counter = Counter(label: label, dimensions: dimensions)
-            counters[key] = counter
-            return counter
-        }
-        counter.increment()
     }
 }

@@ -43,8 +43,6 @@ struct Limits: Sendable {
 extension Response {
     /// Adds the `x-ratelimit-*` headers (or any others) to an answer.
     mutating func add(headers: [(name: String, value: String)]) {
-        for header in headers {
-            if let name = HTTPField.Name(header.name) { self.headers[name] = header.value }
-        }
+        self.headers.add(headers)
     }
 }
