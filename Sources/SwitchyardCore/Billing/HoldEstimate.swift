@@ -15,21 +15,23 @@ public enum HoldEstimate {
     }
 
     /// The most completion tokens the request can produce: `max_completion_tokens` / `max_tokens`,
-    /// else the model's output cap, else what the context window leaves; times `n`.
-    public static func completionTokens(_ request: InferenceRequest, model: ModelConfig) -> Int {
+    /// else the model's output cap, else what the context window leaves; times `n`. `promptEstimate` is
+    /// `TokenEstimate.prompt` of the request, computed once by the caller.
+    public static func completionTokens(_ request: InferenceRequest, model: ModelConfig, promptEstimate: Int) -> Int {
         guard request.endpoint != .embeddings else { return 0 }
         let asked = request.body["max_completion_tokens"]?.intValue ?? request.body["max_tokens"]?.intValue
-        let estimate = TokenEstimate.prompt(of: request.body, endpoint: request.endpoint)
-        let room = model.context.map { max(1, $0 - estimate) }
+        let room = model.context.map { max(1, $0 - promptEstimate) }
         let perChoice = [asked, model.maxOutputTokens, room].compactMap { $0 }.min() ?? 4096
         let choices = max(1, request.body["n"]?.intValue ?? 1)
         return perChoice * choices
     }
 
-    public static func hold(for request: InferenceRequest, model: ModelConfig, multiplierPPM: Int64) -> Money {
+    public static func hold(
+        for request: InferenceRequest, model: ModelConfig, multiplierPPM: Int64, promptEstimate: Int
+    ) -> Money {
         model.price.cost(
             promptTokens: promptTokens(request, context: model.context),
-            completionTokens: completionTokens(request, model: model),
+            completionTokens: completionTokens(request, model: model, promptEstimate: promptEstimate),
             generationMillis: Int64(model.maxSeconds) * 1000,
             multiplierPPM: multiplierPPM
         )

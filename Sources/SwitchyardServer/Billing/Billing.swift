@@ -15,11 +15,12 @@ struct Billing: Sendable {
     /// (minus other holds) does not cover it. `record` (the request's log record) learns how it was
     /// settled.
     func admit(
-        plan: RelayPlan, inference: InferenceRequest, model: ModelConfig, caller: Caller, endUser: String?,
-        arrivedAt: ContinuousClock.Instant, logger: Logger, record: RequestRecord? = nil,
+        plan: RelayPlan, inference: InferenceRequest, promptEstimate: Int, model: ModelConfig, caller: Caller,
+        endUser: String?, arrivedAt: ContinuousClock.Instant, logger: Logger, record: RequestRecord? = nil,
         onSettled: @escaping @Sendable (LedgerSettlement) -> Void
     ) async throws -> BillingTicket {
-        let hold = HoldEstimate.hold(for: inference, model: model, multiplierPPM: caller.account.multiplierPPM)
+        let hold = HoldEstimate.hold(
+            for: inference, model: model, multiplierPPM: caller.account.multiplierPPM, promptEstimate: promptEstimate)
         let open = LedgerOpen(
             requestID: plan.identity.id, accountID: caller.account.id, keyID: caller.key.id,
             endUser: endUser, model: model.name, deployment: plan.deployment, hold: hold,
@@ -31,7 +32,7 @@ struct Billing: Sendable {
             return BillingTicket(
                 open: open, endpoint: inference.endpoint, stream: inference.stream, store: store, model: model,
                 multiplierPPM: caller.account.multiplierPPM,
-                promptEstimate: TokenEstimate.prompt(of: inference.body, endpoint: inference.endpoint),
+                promptEstimate: promptEstimate,
                 // The request's clock starts where the gateway first saw it, so overhead includes routing.
                 arrivedAt: record?.startedAt ?? arrivedAt, logger: logger, lifecycle: lifecycle, onSettled: onSettled,
                 onReport: { report, captured in

@@ -11,7 +11,9 @@ struct Limits: Sendable {
 
     /// Admits the request or throws the 429; the estimate of its tokens is what `HoldEstimate` reserves
     /// for the completion plus an estimate of the prompt, corrected when the request settles.
-    func admit(model: ModelConfig, caller: Caller, endUser: String?, inference: InferenceRequest) throws -> Admission {
+    func admit(
+        model: ModelConfig, caller: Caller, endUser: String?, inference: InferenceRequest, promptEstimate: Int
+    ) throws -> Admission {
         let account = config.effective(for: caller.account)
         let key = config.effective(for: caller.key)
         var rules = [
@@ -33,8 +35,7 @@ struct Limits: Sendable {
                     requestsPerMinute: perMinute))
         }
         let tokens = rules.contains { $0.tokensPerMinute != nil }
-            ? TokenEstimate.prompt(of: inference.body, endpoint: inference.endpoint)
-                + HoldEstimate.completionTokens(inference, model: model)
+            ? promptEstimate + HoldEstimate.completionTokens(inference, model: model, promptEstimate: promptEstimate)
             : 0
         return try limiter.admit(rules, tokens: tokens)
     }

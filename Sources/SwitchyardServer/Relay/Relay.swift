@@ -49,14 +49,18 @@ struct Relay: Sendable {
         let plan = RelayPlan(inference: inference, model: model, deployment: first.deployment, provider: first.provider.config)
         let endUser = style.pathUser ?? inference.body["user"]?.stringValue
         context.record?.identified(caller: caller, endUser: endUser, model: model, inference: inference)
-        let admission = try limits.admit(model: model, caller: caller, endUser: endUser, inference: inference)
+        // Once per request: the rate limiter's token estimate, the hold and the metering all use it.
+        let promptEstimate = TokenEstimate.prompt(of: inference.body, endpoint: inference.endpoint)
+        let admission = try limits.admit(
+            model: model, caller: caller, endUser: endUser, inference: inference, promptEstimate: promptEstimate)
         let limitHeaders = admission.snapshot.headers
         let requestID = plan.identity.id
         let inFlight = self.inFlight
         let ticket: BillingTicket
         do {
             ticket = try await billing.admit(
-                plan: plan, inference: inference, model: model, caller: caller, endUser: endUser, arrivedAt: arrivedAt,
+                plan: plan, inference: inference, promptEstimate: promptEstimate, model: model, caller: caller,
+                endUser: endUser, arrivedAt: arrivedAt,
                 logger: context.logger, record: context.record,
                 onSettled: { settlement in
                     inFlight.unregister(id: requestID)
