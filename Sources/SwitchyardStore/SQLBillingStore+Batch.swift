@@ -182,7 +182,7 @@ extension SQLBillingStore {
         for (index, (settlement, capture)) in settled.enumerated() {
             if index > 0 { values += ", " }
             values += """
-                (\(bind: settlement.requestID), \(bind: settlement.status), \(bind: settlement.endReason),
+                (\(bind: settlement.requestID), \(bind: settlement.status.rawValue), \(bind: settlement.endReason.rawValue),
                 \(bind: settlement.httpStatus), \(bind: settlement.promptTokens), \(bind: settlement.completionTokens),
                 \(bind: settlement.usageSource.rawValue), \(bind: capture), \(bind: settlement.queueMillis),
                 \(bind: settlement.loadMillis), \(bind: settlement.firstTokenMillis),

@@ -15,9 +15,6 @@ extension SQLBillingStore {
     /// The hold released and the amount captured are the ones of the stored row (taken when it was
     /// opened); the settlement's `accountID` and `hold` repeat them and are not trusted over it.
     public func settle(_ settlement: LedgerSettlement) async throws -> Money? {
-        guard settlement.status != "running" else {
-            throw SQLStoreError.invalidArgument("a settlement must end the request; status 'running' would not")
-        }
         guard case .settled(let capture) = try await commits.submit(.settle(settlement)) else {
             throw SQLStoreError.corruptValue("a settlement answered as a hold")
         }
@@ -107,7 +104,7 @@ extension SQLBillingStore {
             ).run()
             try await database.raw(
                 """
-                UPDATE ledger SET status = \(bind: settlement.status), end_reason = \(bind: settlement.endReason),
+                UPDATE ledger SET status = \(bind: settlement.status.rawValue), end_reason = \(bind: settlement.endReason.rawValue),
                     http_status = \(bind: settlement.httpStatus), prompt_tokens = \(bind: settlement.promptTokens),
                     completion_tokens = \(bind: settlement.completionTokens),
                     usage_source = \(bind: settlement.usageSource.rawValue), cost_micros = \(bind: capture),

@@ -121,7 +121,7 @@ final class SQLiteHotPath: @unchecked Sendable {
             WHERE request_id = ?15
             """,
             [
-                .text(settlement.status), .text(settlement.endReason), .int(Int64(settlement.httpStatus)),
+                .text(settlement.status.rawValue), .text(settlement.endReason.rawValue), .int(Int64(settlement.httpStatus)),
                 .int(Int64(settlement.promptTokens)), .int(Int64(settlement.completionTokens)),
                 .text(settlement.usageSource.rawValue), .int(capture), .int(settlement.queueMillis),
                 .int(settlement.loadMillis), optional(settlement.firstTokenMillis), .int(settlement.generationMillis),

@@ -39,11 +39,11 @@ import Testing
     }
 
     @Test func endReasonsFromUpstreamsAreShortSafeTokens() {
-        #expect(BillingTicket.token("context_length_exceeded") == "context_length_exceeded")
-        #expect(BillingTicket.token("stop") == "stop")
-        #expect(BillingTicket.token("the prompt was: hello") == "other")
-        #expect(BillingTicket.token(String(repeating: "a", count: 65)) == "other")
-        #expect(BillingTicket.token("") == "other")
+        #expect(EndReason(rawValue: "context_length_exceeded").rawValue == "context_length_exceeded")
+        #expect(EndReason(rawValue: "stop").rawValue == "stop")
+        #expect(EndReason(rawValue: "the prompt was: hello").rawValue == "other")
+        #expect(EndReason(rawValue: String(repeating: "a", count: 65)).rawValue == "other")
+        #expect(EndReason(rawValue: "").rawValue == "other")
         #expect(MetricLabel.endReason("made_up_by_upstream") == "other")
         #expect(MetricLabel.endReason("tool_calls") == "tool_calls")
     }

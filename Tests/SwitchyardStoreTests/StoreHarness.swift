@@ -92,7 +92,7 @@ struct Fixture: Sendable {
     func settlement(_ request: String, account: String, hold: Int64, cost: Int64) -> LedgerSettlement {
         LedgerSettlement(
             requestID: id(request), accountID: id(account), hold: Money(micros: hold), cost: Money(micros: cost),
-            status: "completed", endReason: "stop", httpStatus: 200, promptTokens: 12, completionTokens: 34,
+            status: .completed, endReason: .stop, httpStatus: 200, promptTokens: 12, completionTokens: 34,
             usageSource: .reported, queueMillis: 1, loadMillis: 2, firstTokenMillis: 3, generationMillis: 4,
             finishedAt: epoch + 5_000
         )

@@ -149,10 +149,9 @@ public struct LedgerSettlement: Sendable, Equatable {
     /// What the request should cost. The store captures at most what the account can pay
     /// (balance minus its other holds), so a balance never goes below zero.
     public var cost: Money
-    /// `completed`, `failed`, `cancelled`, `client_closed`, `interrupted`.
-    public var status: String
-    /// Why it ended: `stop`, `length`, `tool_calls`, `upstream_error`, `timeout`, `cancelled`, `client_closed`, …
-    public var endReason: String
+    public var status: EndStatus
+    /// Why it ended: `stop`, `length`, `tool_calls`, `upstream_error`, `cancelled`, `client_closed`, …
+    public var endReason: EndReason
     public var httpStatus: Int
     public var promptTokens: Int
     public var completionTokens: Int
@@ -170,7 +169,7 @@ public struct LedgerSettlement: Sendable, Equatable {
     public var attempts: String?
 
     public init(
-        requestID: String, accountID: String, hold: Money, cost: Money, status: String, endReason: String,
+        requestID: String, accountID: String, hold: Money, cost: Money, status: EndStatus, endReason: EndReason,
         httpStatus: Int, promptTokens: Int, completionTokens: Int, usageSource: UsageSource, queueMillis: Int64,
         loadMillis: Int64, firstTokenMillis: Int64?, generationMillis: Int64, finishedAt: Int64,
         deployment: String? = nil, attempts: String? = nil

@@ -9,13 +9,7 @@ import SwitchyardCore
 /// is never stranded. A request stopped because the gateway is shutting down is settled as
 /// `interrupted` (end reason `shutdown`), billed for what it delivered.
 final class BillingTicket: Sendable {
-    struct Outcome: Sendable {
-        var status: String
-        var endReason: String
-        var httpStatus: Int
-        /// Whether the caller received anything worth paying for.
-        var charge: Bool
-    }
+    typealias Outcome = RequestOutcome
 
     private struct State {
         var meter: Meter
@@ -70,7 +64,7 @@ final class BillingTicket: Sendable {
             guard !state.settled else { return nil }
             state.settled = true
             return makeReport(
-                state, Outcome(status: "failed", endReason: "abandoned", httpStatus: 500, charge: state.meter.deliveredOutput))
+                state, Outcome(status: .failed, reason: .abandoned, httpStatus: 500, charge: state.meter.deliveredOutput))
         }) else { return }
         let store = self.store
         let logger = self.logger
@@ -112,9 +106,9 @@ final class BillingTicket: Sendable {
     @discardableResult
     func settle(_ outcome: Outcome) async -> Money? {
         var outcome = outcome
-        if outcome.status == "cancelled" && interruptedByShutdown {
-            outcome.status = "interrupted"
-            outcome.endReason = "shutdown"
+        if outcome.status == .cancelled && interruptedByShutdown {
+            outcome.status = .interrupted
+            outcome.reason = .shutdown
         }
         guard let report = state.withLock({ state -> SettlementReport? in
             guard !state.settled else { return nil }
@@ -152,7 +146,7 @@ final class BillingTicket: Sendable {
             : .zero
         return LedgerSettlement(
             requestID: open.requestID, accountID: open.accountID, hold: open.hold, cost: min(cost, Money(micros: .max)),
-            status: outcome.status, endReason: Self.token(outcome.endReason), httpStatus: outcome.httpStatus,
+            status: outcome.status, endReason: outcome.reason, httpStatus: outcome.httpStatus,
             promptTokens: usage.prompt, completionTokens: usage.completion, usageSource: usage.source,
             queueMillis: Self.millis(sent - arrivedAt), loadMillis: 0,
             firstTokenMillis: state.firstOutputAt.map { Self.millis($0 - sent) },
@@ -178,18 +172,6 @@ final class BillingTicket: Sendable {
             }
         }
         return nil
-    }
-
-    /// End reasons can come from the upstream (its `finish_reason`, its error `code`): only a short
-    /// token of safe characters is kept, so an upstream cannot write its own text into the ledger or
-    /// the request log.
-    static func token(_ text: String) -> String {
-        let safe = text.utf8.count <= 64
-            && text.utf8.allSatisfy { byte in
-                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-                    || byte == 0x5F || byte == 0x2D || byte == 0x2E
-            }
-        return safe && !text.isEmpty ? text : "other"
     }
 
     static func millis(_ duration: Duration) -> Int64 {

@@ -142,8 +142,8 @@ public final class GatewayMetrics: Sendable {
     /// After admission every failure comes from the upstream: unreachable, timed out, broken (its 5xx
     /// or a cut answer) or refusing the request (its 4xx).
     static func upstreamErrorType(_ settlement: LedgerSettlement) -> String? {
-        guard settlement.status == "failed" else { return nil }
-        switch settlement.endReason {
+        guard settlement.status == .failed else { return nil }
+        switch settlement.endReason.rawValue {
         case "upstream_unreachable": return "unreachable"
         case "upstream_timeout": return "timeout"
         case "upstream_error": return "error"

@@ -1,4 +1,5 @@
 import Synchronization
+import SwitchyardCore
 
 /// The metric objects of one labelled family, made on first use and then reused: a request looks its
 /// series up in a small dictionary instead of asking the registry (which takes the registry-wide lock
@@ -24,23 +25,9 @@ final class MetricFamily<Key: Hashable & Sendable, Metric: AnyObject & Sendable>
 /// Label values that callers or upstreams can influence are mapped onto a closed vocabulary, so that
 /// no request can add series without bound (or put its own text into `/metrics`).
 enum MetricLabel {
-    /// End reasons and error codes the gateway knows; anything else an upstream says becomes `other`.
-    static let endReasons: Set<String> = [
-        // how generations finish
-        "stop", "length", "tool_calls", "content_filter", "function_call",
-        // how the gateway ends them
-        "cancelled", "client_closed", "shutdown", "abandoned",
-        "upstream_error", "upstream_timeout", "upstream_unreachable", "internal_error",
-        // refusals
-        "invalid_api_key", "account_suspended", "model_not_allowed", "insufficient_quota", "model_not_found",
-        "missing_required_parameter", "invalid_type", "invalid_value", "unsupported", "request_too_large",
-        "unknown_url", "not_found", "conflict", "method_not_allowed", "shutting_down",
-        "rate_limit_exceeded", "context_length_exceeded", "upstream_overloaded", "model_unavailable",
-    ]
-
     static func endReason(_ reason: String?) -> String {
         guard let reason, !reason.isEmpty else { return "none" }
-        return endReasons.contains(reason) ? reason : "other"
+        return EndReason(rawValue: reason).metricLabel
     }
 
     /// OpenTelemetry's `gen_ai.operation.name` for an endpoint.

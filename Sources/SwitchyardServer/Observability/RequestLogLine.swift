@@ -21,9 +21,9 @@ struct RequestLogLine {
 
     /// Why the request ended: the ledger's end reason, or the refusal's error code.
     var endReason: String? {
-        if let report = snapshot.report { return report.settlement.endReason }
+        if let report = snapshot.report { return report.settlement.endReason.rawValue }
         guard let error = snapshot.error else { return nil }
-        return BillingTicket.token(error.code ?? error.type)
+        return EndReason(rawValue: error.code ?? error.type).rawValue
     }
 
     var metadata: Logger.Metadata {
@@ -47,7 +47,7 @@ struct RequestLogLine {
             let settlement = report.settlement
             fields["response_id"] = .string(settlement.requestID)
             fields["deployment"] = .string(report.deployment)
-            fields["outcome"] = .string(settlement.status)
+            fields["outcome"] = .string(settlement.status.rawValue)
             fields["prompt_tokens"] = .stringConvertible(settlement.promptTokens)
             fields["completion_tokens"] = .stringConvertible(settlement.completionTokens)
             fields["usage_source"] = .string(settlement.usageSource.rawValue)
@@ -61,7 +61,7 @@ struct RequestLogLine {
             if let attempts = settlement.attempts { fields["attempts"] = .string(LogSafe.text(attempts, limit: 256)) }
         } else if let error = snapshot.error {
             fields["outcome"] = "refused"
-            fields["error_type"] = .string(BillingTicket.token(error.type))
+            fields["error_type"] = .string(EndReason(rawValue: error.type).rawValue)
         }
         return fields
     }

@@ -108,13 +108,13 @@ struct Exchange: Sendable {
         let bytes = OutputMeasure.bytes(ofResponse: object)
         ticket.record(usage: Usage(object["usage"]), outputChunks: 0, outputBytes: bytes)
         let reason = object["choices"]?.arrayValue?.first?["finish_reason"]?.stringValue ?? "stop"
-        await ticket.settle(.init(status: "completed", endReason: reason, httpStatus: 200, charge: true))
+        await ticket.settle(.init(status: .completed, reason: EndReason(rawValue: reason), httpStatus: 200, charge: true))
     }
 
     /// Stopped before the upstream produced anything: nothing is charged and the client gets an
     /// empty, cleanly finished answer (a stream of one finish chunk and `[DONE]`).
     private func stoppedBeforeOutput() async -> Response {
-        await ticket.settle(.init(status: "cancelled", endReason: "cancelled", httpStatus: 200, charge: false))
+        await ticket.settle(.init(status: .cancelled, reason: .cancelled, httpStatus: 200, charge: false))
         let usage = Usage(promptTokens: 0, completionTokens: 0)
         if inference.stream {
             let relay = StreamRelay(identity: plan.identity, endpoint: endpoint, clientWantsUsage: inference.includeUsage)
@@ -165,11 +165,11 @@ struct Exchange: Sendable {
             events.cancel()
             let charge = aggregator.outputChunks > 0 || aggregator.usage != nil
             let usage = ticket.billableUsage(charge: charge)
-            await ticket.settle(.init(status: "cancelled", endReason: "cancelled", httpStatus: 200, charge: charge))
+            await ticket.settle(.init(status: .cancelled, reason: .cancelled, httpStatus: 200, charge: charge))
             return aggregator.cancelledResponse(identity: plan.identity, usage: usage)
         }
         await ticket.settle(
-            .init(status: "completed", endReason: aggregator.finishReason ?? "stop", httpStatus: 200, charge: true))
+            .init(status: .completed, reason: aggregator.finishReason.map(EndReason.init(rawValue:)) ?? .stop, httpStatus: 200, charge: true))
         return aggregator.response(identity: plan.identity)
     }
 
@@ -183,7 +183,7 @@ struct Exchange: Sendable {
         defer { registrations.forEach { $0.cancel() } }
         var next = first
         var finished = first == nil
-        var outcome = BillingTicket.Outcome(status: "completed", endReason: "stop", httpStatus: 200, charge: true)
+        var outcome = BillingTicket.Outcome(status: .completed, reason: .stop, httpStatus: 200, charge: true)
         do {
             loop: while let payload = next {
                 let action = try relay.relay(payload)
@@ -195,7 +195,7 @@ struct Exchange: Sendable {
                     break
                 case .upstreamError(let error):
                     events.cancel()
-                    outcome = .init(status: "failed", endReason: "upstream_error", httpStatus: 200, charge: true)
+                    outcome = .init(status: .failed, reason: .upstreamError, httpStatus: 200, charge: true)
                     try await writer.write(ByteBuffer(bytes: SSE.errorEvent(error)))
                     break loop
                 }
@@ -203,32 +203,32 @@ struct Exchange: Sendable {
                 finished = next == nil
             }
             if finished {
-                outcome.endReason = relay.finishReason ?? "stop"
+                outcome.reason = relay.finishReason.map(EndReason.init(rawValue:)) ?? .stop
                 try await writer.write(ByteBuffer(bytes: SSE.done))
             }
         } catch {
             events.cancel()
             if stop.hasFired && client?.hasFired != true && ticket.interruptedByShutdown {
                 // Cut by a shutdown, not finished: an error event, never a clean [DONE].
-                outcome = .init(status: "cancelled", endReason: "cancelled", httpStatus: 200, charge: true)
+                outcome = .init(status: .cancelled, reason: .cancelled, httpStatus: 200, charge: true)
                 try? await writer.write(ByteBuffer(bytes: SSE.errorEvent(GatewayError.cutByShutdown.errorObject)))
             } else if stop.hasFired && client?.hasFired != true {
-                outcome = .init(status: "cancelled", endReason: "cancelled", httpStatus: 200, charge: true)
+                outcome = .init(status: .cancelled, reason: .cancelled, httpStatus: 200, charge: true)
                 let usage = ticket.billableUsage(charge: relay.outputChunks > 0 || relay.usage != nil)
                 for chunk in relay.cancellationChunks(usage: usage) {
                     try? await writer.write(ByteBuffer(bytes: SSE.event(chunk)))
                 }
                 try? await writer.write(ByteBuffer(bytes: SSE.done))
             } else if error is CancellationError || client?.hasFired == true {
-                outcome = .init(status: "client_closed", endReason: "client_closed", httpStatus: 200, charge: true)
+                outcome = .init(status: .clientClosed, reason: .clientClosed, httpStatus: 200, charge: true)
             } else {
                 let failure = UpstreamFailure.gatewayError(error, provider: providerName)
-                outcome = .init(status: "failed", endReason: failure.code ?? "upstream_error", httpStatus: 200, charge: true)
+                outcome = .init(status: .failed, reason: EndReason(rawValue: failure.code ?? "upstream_error"), httpStatus: 200, charge: true)
                 try? await writer.write(ByteBuffer(bytes: SSE.errorEvent(failure.errorObject)))
             }
         }
         outcome.charge = relay.outputChunks > 0 || relay.usage != nil
         await ticket.settle(outcome)
-        if outcome.status == "client_closed" { throw CancellationError() }
+        if outcome.status == .clientClosed { throw CancellationError() }
     }
 }

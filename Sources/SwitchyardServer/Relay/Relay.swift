@@ -90,7 +90,8 @@ struct Relay: Sendable {
             let gone = error is CancellationError || client?.hasFired == true
             await ticket.settle(
                 .init(
-                    status: gone ? "client_closed" : "failed", endReason: gone ? "client_closed" : failure.code ?? "error",
+                    status: gone ? .clientClosed : .failed,
+                    reason: gone ? .clientClosed : EndReason(rawValue: failure.code ?? "error"),
                     httpStatus: gone ? 499 : failure.httpStatus, charge: false))
             throw failure.adding(headers: limitHeaders)
         }
