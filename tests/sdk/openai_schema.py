@@ -1,6 +1,7 @@
 """Validate JSON bodies against the schemas of OpenAI's official OpenAPI description.
 
-The description (shared/openai/openapi.yaml) is OpenAPI 3.1 but still marks some schemas with the
+The description (tests/sdk/openapi/openapi.yaml, a copy of OpenAI's, see the README there; the
+environment variable OPENAI_OPENAPI_YAML overrides it) is OpenAPI 3.1 but still marks some schemas with the
 3.0 keyword `nullable: true`, which JSON Schema ignores; `_convert` rewrites those into
 `anyOf: [schema, {type: null}]`. `$ref: '#/components/schemas/X'` resolves through a `referencing`
 registry holding the whole converted document, so refs need no rewriting.
@@ -17,8 +18,7 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-_DEFAULT_SPEC = _REPO_ROOT.parent / "shared" / "openai" / "openapi.yaml"
+_DEFAULT_SPEC = Path(__file__).resolve().parent / "openapi" / "openapi.yaml"
 _URI = "urn:openai:openapi"
 
 # Keywords that only mean something to OpenAPI tooling.
@@ -27,12 +27,7 @@ _OPENAPI_ONLY = {"nullable", "discriminator", "example", "examples", "xml", "ext
 
 def spec_path() -> Path:
     env = os.environ.get("OPENAI_OPENAPI_YAML")
-    if env:
-        return Path(env)
-    for candidate in (_DEFAULT_SPEC, Path("/work/shared/openai/openapi.yaml")):
-        if candidate.exists():
-            return candidate
-    return _DEFAULT_SPEC
+    return Path(env) if env else _DEFAULT_SPEC
 
 
 def _convert(node):
