@@ -1,6 +1,7 @@
 """Starts the fake upstream, a recording upstream and the gateway once per session.
 
-SWITCHYARD_BIN and FAKE_UPSTREAM_BIN override the binaries (default: .build/debug/ in the repo).
+SWITCHYARD_BIN and SWITCHYARD_FAKE_UPSTREAM_BIN (or its older name FAKE_UPSTREAM_BIN) override the
+binaries (default: .build/debug/ in the repo).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
 from capture_upstream import CaptureUpstream
+from raw_http import httpx
 from sdk_helpers import MAX_BODY_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +34,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _binary(env: str, name: str) -> Path:
-    path = Path(os.environ.get(env) or REPO_ROOT / ".build" / "debug" / name)
+def _binary(env: str, name: str, *aliases: str) -> Path:
+    given = next((os.environ[var] for var in (env, *aliases) if os.environ.get(var)), None)
+    path = Path(given or REPO_ROOT / ".build" / "debug" / name)
     if not path.exists():
         pytest.fail(f"{path} does not exist: run `swift build` in {REPO_ROOT} first (or set {env})", pytrace=False)
     return path
@@ -144,7 +146,7 @@ _STACK: Stack | None = None
 def stack():
     global _STACK
     gateway_bin = _binary("SWITCHYARD_BIN", "switchyard")
-    fake_bin = _binary("FAKE_UPSTREAM_BIN", "switchyard-fake-upstream")
+    fake_bin = _binary("SWITCHYARD_FAKE_UPSTREAM_BIN", "switchyard-fake-upstream", "FAKE_UPSTREAM_BIN")
     with tempfile.TemporaryDirectory(prefix="switchyard-sdk-") as tmp_name:
         tmp = Path(tmp_name)
         fake_port = free_port()

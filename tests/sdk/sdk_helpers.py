@@ -7,9 +7,8 @@ import json
 import time
 from dataclasses import dataclass, field
 
-import httpx
-
 from openai_schema import validate
+from raw_http import httpx
 
 STREAM_DEADLINE_S = 30.0
 MAX_BODY_BYTES = 65536  # server.max_body_bytes in the test config

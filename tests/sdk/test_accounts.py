@@ -1,7 +1,6 @@
 """Keys, balances and the ledger as a client of the openai SDK sees them."""
 from decimal import Decimal
 
-import httpx
 import openai
 import pytest
 
@@ -10,6 +9,7 @@ import subprocess
 
 from conftest import ADMIN_KEY, _binary
 from openai_schema import validate
+from raw_http import httpx
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
 

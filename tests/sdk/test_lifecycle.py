@@ -11,8 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from raw_http import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = os.environ.get("SWITCHYARD_BIN", str(ROOT / ".build" / "debug" / "switchyard"))

@@ -15,10 +15,10 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import pytest
 
 from gateway_process import launch
+from raw_http import httpx
 
 ADMIN_KEY = "sk-admin-" + uuid.uuid4().hex
 UPSTREAM_KEY = "sk-upstream-" + uuid.uuid4().hex

@@ -1,11 +1,11 @@
 """Routing and rate limits as a client of the openai SDK sees them: a dead deployment is invisible, a
 limit is a RateLimitError with retry-after, and answers carry OpenAI's x-ratelimit headers."""
-import httpx
 import openai
 import pytest
 
 from conftest import ADMIN_KEY
 from openai_schema import validate
+from raw_http import httpx
 from sdk_helpers import USER_HI, fake
 from test_accounts import new_account, sdk
 

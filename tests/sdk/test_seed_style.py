@@ -2,10 +2,10 @@
 import threading
 import time
 
-import httpx
 import openai
 
 from openai_schema import validate
+from raw_http import httpx
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
 SLOW = {"fake": {"tokens": 300, "delay_ms": 20}}

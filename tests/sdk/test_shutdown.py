@@ -8,9 +8,8 @@ import sqlite3
 import threading
 import time
 
-import httpx
-
 from gateway_process import launch
+from raw_http import httpx
 
 STREAMS = 50
 SHORT = 10  # streams that end within the drain time
