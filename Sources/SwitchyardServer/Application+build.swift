@@ -20,11 +20,15 @@ public struct GatewayDependencies: Sendable {
     public var metrics: GatewayMetrics
     /// Serving, draining or stopping; `DrainService` drives it at shutdown.
     public var lifecycle: GatewayLifecycle
+    /// Where time is read (billing, auth, routing, limits); tests pass a `ManualClock`.
+    public var clock: any GatewayClock
 
     public init(
         eventLoopGroup: any EventLoopGroup, logger: Logger, store: any BillingStore, instance: String,
-        adminDigest: [UInt8]?, metrics: GatewayMetrics = GatewayMetrics(), lifecycle: GatewayLifecycle = GatewayLifecycle()
+        adminDigest: [UInt8]?, metrics: GatewayMetrics = GatewayMetrics(), lifecycle: GatewayLifecycle = GatewayLifecycle(),
+        clock: any GatewayClock = SystemClock()
     ) {
+        self.clock = clock
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.store = store
@@ -44,16 +48,17 @@ public func buildApplication(
     let providers = Providers(configs: config.providers, eventLoopGroup: dependencies.eventLoopGroup)
     let connections = ClientConnections()
     let catalog = Catalog(models: config.models)
-    let authenticator = Authenticator(store: dependencies.store)
+    let clock = dependencies.clock
+    let authenticator = Authenticator(store: dependencies.store, clock: clock)
     let billing = Billing(
         store: dependencies.store, authenticator: authenticator, instance: dependencies.instance,
-        metrics: dependencies.metrics, lifecycle: dependencies.lifecycle)
+        metrics: dependencies.metrics, lifecycle: dependencies.lifecycle, clock: clock)
     let inFlight = InFlight(shutdown: dependencies.lifecycle.stopping)
     let relay = Relay(
         catalog: catalog, connections: connections, billing: billing, inFlight: inFlight,
         maxBodyBytes: config.server.maxBodyBytes,
-        router: DeploymentRouter(catalog: catalog, providers: providers, config: config.routing),
-        limits: Limits(config: config.limits, limiter: RateLimiter()))
+        router: DeploymentRouter(catalog: catalog, providers: providers, config: config.routing, clock: clock),
+        limits: Limits(config: config.limits, limiter: InMemoryRateLimiter(clock: clock)), clock: clock)
 
     let router = Router(context: GatewayRequestContext.self)
     router.add(
@@ -64,7 +69,7 @@ public func buildApplication(
         Relay.json(["service": "switchyard", "api": "/v1", "models": "/v1/models"])
     }
     let v1 = router.group("v1")
-    let models = ModelsController(catalog: catalog, created: Int(Date().timeIntervalSince1970))
+    let models = ModelsController(catalog: catalog, created: Int(clock.unixSeconds))
     models.addRoutes(to: v1)
     SeedRoutes(relay: relay, models: models, inFlight: inFlight, authenticator: authenticator).addRoutes(to: router)
     v1.post("chat/completions") { request, context in
@@ -82,7 +87,7 @@ public func buildApplication(
         metricsDigest: config.metricsToken.map(Secrets.hash)
     ).addRoutes(to: router)
     AdminController(
-        accounts: Accounts(store: dependencies.store, authenticator: authenticator), store: dependencies.store,
+        accounts: Accounts(store: dependencies.store, authenticator: authenticator, clock: clock), store: dependencies.store,
         gate: AdminGate(digest: dependencies.adminDigest)
     ).addRoutes(to: router)
 

@@ -24,7 +24,6 @@ public struct OpenAIProvider: Provider {
         self.gate = ConnectionGate(capacity: config.maxConnections, maxWaiters: config.maxQueue)
         self.baseURL = config.baseURL.hasSuffix("/") ? String(config.baseURL.dropLast()) : config.baseURL
         var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
         if let key = config.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
         for (name, value) in config.headers.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
         self.fixedHeaders = headers
@@ -35,7 +34,8 @@ public struct OpenAIProvider: Provider {
         outgoing.method = .POST
         outgoing.headers = fixedHeaders
         outgoing.headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
-        let body = request.body.serialized()
+        let (body, contentType) = request.encoded(boundary: "switchyard-" + ResponseIdentity.randomID())
+        outgoing.headers.add(name: "content-type", value: contentType)
         outgoing.body = .bytes(body)
 
         let started = ContinuousClock.now

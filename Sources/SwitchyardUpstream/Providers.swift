@@ -3,36 +3,74 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import SwitchyardCore
+import Synchronization
 
-/// Every configured provider, built once, with the HTTP clients behind them. As a `Service` it owns
-/// those clients' lifetime: they shut down when the service group does, after the server stopped.
+/// How providers of one kind are made. A new kind of upstream adds an entry to `ProviderFactory`'s
+/// table; nothing else switches on kinds.
+public struct ProviderFactory: Sendable {
+    /// What a provider may need to be made: the event loops, and an HTTP client whose lifetime
+    /// `Providers` then owns (shut down with the service group).
+    public struct Context: Sendable {
+        public var eventLoopGroup: any EventLoopGroup
+        let clients: ClientRegistry
+
+        /// An HTTP client configured for one upstream (its connect timeout and pool size).
+        public func httpClient(for config: ProviderConfig) -> HTTPClient {
+            var configuration = HTTPClient.Configuration()
+            configuration.timeout = .init(connect: .init(config.timeouts.connect))
+            configuration.connectionPool = .init(
+                idleTimeout: .seconds(60),
+                concurrentHTTP1ConnectionsPerHostSoftLimit: config.maxConnections
+            )
+            // A refused connection fails the attempt at once, so routing can move to the next
+            // deployment instead of waiting out `timeouts.connect`.
+            configuration.connectionPool.retryConnectionEstablishment = false
+            configuration.decompression = .disabled
+            configuration.redirectConfiguration = .disallow
+            let client = HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: configuration)
+            clients.add(client)
+            return client
+        }
+    }
+
+    public typealias Make = @Sendable (ProviderConfig, Context) -> any Provider
+
+    public var makers: [ProviderConfig.Kind: Make]
+
+    public init(makers: [ProviderConfig.Kind: Make]) {
+        self.makers = makers
+    }
+
+    /// The kinds this build serves.
+    public static let standard = ProviderFactory(makers: [
+        .test: { config, _ in TestProvider(config: config) },
+        .openai: { config, context in OpenAIProvider(config: config, client: context.httpClient(for: config)) },
+    ])
+}
+
+/// The HTTP clients made for providers, to shut down at the end.
+final class ClientRegistry: Sendable {
+    private let clients = Mutex<[HTTPClient]>([])
+
+    func add(_ client: HTTPClient) { clients.withLock { $0.append(client) } }
+    var all: [HTTPClient] { clients.withLock { $0 } }
+}
+
+/// Every configured provider, built once by `ProviderFactory`, with the HTTP clients behind them. As
+/// a `Service` it owns those clients' lifetime: they shut down when the service group does, after the
+/// server stopped.
 public final class Providers: Service, Sendable {
     private let byName: [String: any Provider]
-    private let clients: [HTTPClient]
+    private let clients: ClientRegistry
 
-    public init(configs: [ProviderConfig], eventLoopGroup: any EventLoopGroup) {
+    /// `.standard` makes every kind the config accepts; a factory without a kind leaves its providers out.
+    public init(configs: [ProviderConfig], eventLoopGroup: any EventLoopGroup, factory: ProviderFactory = .standard) {
+        let clients = ClientRegistry()
+        let context = ProviderFactory.Context(eventLoopGroup: eventLoopGroup, clients: clients)
         var byName: [String: any Provider] = [:]
-        var clients: [HTTPClient] = []
         for config in configs {
-            switch config.kind {
-            case .test:
-                byName[config.name] = TestProvider(config: config)
-            case .openai:
-                var configuration = HTTPClient.Configuration()
-                configuration.timeout = .init(connect: .init(config.timeouts.connect))
-                configuration.connectionPool = .init(
-                    idleTimeout: .seconds(60),
-                    concurrentHTTP1ConnectionsPerHostSoftLimit: config.maxConnections
-                )
-                // A refused connection fails the attempt at once, so routing can move to the next
-                // deployment instead of waiting out `timeouts.connect`.
-                configuration.connectionPool.retryConnectionEstablishment = false
-                configuration.decompression = .disabled
-                configuration.redirectConfiguration = .disallow
-                let client = HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: configuration)
-                clients.append(client)
-                byName[config.name] = OpenAIProvider(config: config, client: client)
-            }
+            guard let make = factory.makers[config.kind] else { continue }
+            byName[config.name] = make(config, context)
         }
         self.byName = byName
         self.clients = clients
@@ -48,6 +86,6 @@ public final class Providers: Service, Sendable {
     }
 
     public func shutdown() async {
-        for client in clients { try? await client.shutdown() }
+        for client in clients.all { try? await client.shutdown() }
     }
 }

@@ -40,7 +40,7 @@ public struct TestProvider: Provider {
 
     public func send(_ request: UpstreamRequest, logger: Logger) async throws -> UpstreamResponse {
         let created = Int(Date().timeIntervalSince1970)
-        if request.endpoint == .embeddings {
+        if request.endpoint.output == .vectors {
             return UpstreamResponse(status: 200, body: .complete(embeddings(for: request).serialized()))
         }
         let plan = plan(for: request)
@@ -62,14 +62,14 @@ public struct TestProvider: Provider {
                 if includeUsage { object["usage"] = .null }
                 return object.serialized()
             }
-            if endpoint == .chatCompletions {
+            if endpoint.output == .message {
                 events.yield(
                     chunk(["index": 0, "delta": .object(["role": "assistant", "content": ""]), "finish_reason": nil]))
             }
             for token in plan.tokens {
                 try await Task.sleep(for: delay)
                 let piece: JSONObject =
-                    endpoint == .chatCompletions
+                    endpoint.output == .message
                     ? ["index": 0, "delta": .object(["content": .string(token)]), "finish_reason": nil]
                     : ["index": 0, "text": .string(token), "finish_reason": nil]
                 events.yield(chunk(piece))
@@ -77,7 +77,7 @@ public struct TestProvider: Provider {
             let finish = JSONValue.string(plan.finishReason)
             events.yield(
                 chunk(
-                    endpoint == .chatCompletions
+                    endpoint.output == .message
                         ? ["index": 0, "delta": .object([:]), "finish_reason": finish]
                         : ["index": 0, "text": "", "finish_reason": finish]))
             if includeUsage {
@@ -94,7 +94,7 @@ public struct TestProvider: Provider {
     func whole(_ plan: Plan, id: JSONValue, created: Int, endpoint: Endpoint) -> JSONObject {
         let text = JSONValue.string(plan.tokens.joined())
         let choice: JSONObject =
-            endpoint == .chatCompletions
+            endpoint.output == .message
             ? [
                 "index": 0, "message": .object(["role": "assistant", "content": text, "refusal": nil]),
                 "logprobs": nil, "finish_reason": .string(plan.finishReason),

@@ -4,11 +4,10 @@ public enum HoldEstimate {
     /// one byte) plus a little framing per message, never more than the context window.
     public static func promptTokens(_ request: InferenceRequest, context: Int?) -> Int {
         var bytes = 0
-        switch request.endpoint {
-        case .chatCompletions:
+        switch request.endpoint.prompt {
+        case .messages:
             for message in request.body["messages"]?.arrayValue ?? [] { bytes += 8 + textBytes(message["content"]) }
-        case .completions: bytes = textBytes(request.body["prompt"])
-        case .embeddings: bytes = textBytes(request.body["input"])
+        case .field(let name): bytes = textBytes(request.body[name])
         }
         let bound = max(1, bytes)
         return context.map { min($0, bound) } ?? bound
@@ -18,7 +17,7 @@ public enum HoldEstimate {
     /// else the model's output cap, else what the context window leaves; times `n`. `promptEstimate` is
     /// `TokenEstimate.prompt` of the request, computed once by the caller.
     public static func completionTokens(_ request: InferenceRequest, model: ModelConfig, promptEstimate: Int) -> Int {
-        guard request.endpoint != .embeddings else { return 0 }
+        guard request.endpoint.producesCompletion else { return 0 }
         let asked = request.body["max_completion_tokens"]?.intValue ?? request.body["max_tokens"]?.intValue
         let room = model.context.map { max(1, $0 - promptEstimate) }
         let perChoice = [asked, model.maxOutputTokens, room].compactMap { $0 }.min() ?? 4096

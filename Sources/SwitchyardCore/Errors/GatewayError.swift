@@ -177,6 +177,12 @@ extension GatewayError {
         return copy
     }
 
+    /// The last event of a stream the gateway had to cut when its drain time ran out.
+    public static let cutByShutdown = GatewayError(
+        status: 503,
+        message: "The gateway shut down before this answer was complete; only the part you received is billed.",
+        type: "api_error", code: "shutting_down")
+
     public static let internalError = GatewayError(
         status: 500,
         message: "The gateway had an internal error while handling your request.",

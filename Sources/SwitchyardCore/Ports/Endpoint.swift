@@ -1,42 +1,130 @@
-/// The inference endpoints the gateway relays.
-public enum Endpoint: String, Sendable, Hashable, CaseIterable {
-    case chatCompletions = "chat"
-    case completions = "completions"
-    case embeddings = "embeddings"
-
-    /// Path below the provider's base URL.
-    public var path: String {
-        switch self {
-        case .chatCompletions: "/chat/completions"
-        case .completions: "/completions"
-        case .embeddings: "/embeddings"
-        }
+/// One API operation the gateway relays, as a descriptor: where it is served, how its body is read
+/// and validated, where its prompt is (for estimates and holds), whether it streams, what its answers
+/// look like (for assembling, synthesising and stopping streams) and whether it produces completion
+/// tokens to meter. Adding an operation is adding a descriptor (and its route); nothing switches on
+/// which one it is.
+public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+    /// How a request body is read.
+    public enum BodyKind: Sendable, Equatable {
+        /// A JSON object (`InferenceRequest`), at most `server.max_body_bytes`.
+        case json
+        /// `multipart/form-data` (file and audio uploads).
+        case multipart
+        /// Raw bytes with their content type.
+        case bytes
     }
 
-    public var canStream: Bool { self != .embeddings }
+    /// What a choice of the answer carries.
+    public enum Output: Sendable, Equatable {
+        /// Chat: `message` in a whole answer, `delta` in a chunk.
+        case message
+        /// Text completions: `text`.
+        case text
+        /// Embeddings: vectors, no choices, no completion tokens.
+        case vectors
+    }
 
+    /// Where the prompt is in the body.
+    public enum Prompt: Sendable, Equatable {
+        /// A `messages` array; each message costs a little framing beyond its content.
+        case messages
+        /// One field holding a string, a list of strings or of token ids.
+        case field(String)
+    }
+
+    /// The name in the config's `endpoints:`, the request log and the metrics (`chat`).
+    public let name: String
+    /// Path below the provider's base URL (and below `/v1` for callers).
+    public let path: String
+    /// OpenTelemetry's `gen_ai.operation.name`.
+    public let operationName: String
+    public let body: BodyKind
+    public let output: Output
+    public let prompt: Prompt
+    public let canStream: Bool
     /// `object` of a whole response and of a stream chunk.
-    public var responseObject: String {
-        switch self {
-        case .chatCompletions: "chat.completion"
-        case .completions: "text_completion"
-        case .embeddings: "list"
+    public let responseObject: String
+    public let chunkObject: String
+    /// Prefix of the response ids the gateway hands out; answers without an id of their own
+    /// (embeddings) are not stamped with one.
+    public let idPrefix: String
+    public let stampsID: Bool
+    /// The operation's own checks of a JSON body, beyond `model`, `stream` and the integer fields.
+    public let validate: @Sendable (JSONObject) throws(GatewayError) -> Void
+
+    public var description: String { name }
+    /// Whether its answers are generated tokens that are metered as completion.
+    public var producesCompletion: Bool { output != .vectors }
+
+    public static func == (lhs: Endpoint, rhs: Endpoint) -> Bool { lhs.name == rhs.name }
+    public func hash(into hasher: inout Hasher) { hasher.combine(name) }
+
+    public init(
+        name: String, path: String, operationName: String, body: BodyKind = .json, output: Output, prompt: Prompt,
+        canStream: Bool, responseObject: String, chunkObject: String, idPrefix: String, stampsID: Bool = true,
+        validate: @escaping @Sendable (JSONObject) throws(GatewayError) -> Void
+    ) {
+        self.name = name
+        self.path = path
+        self.operationName = operationName
+        self.body = body
+        self.output = output
+        self.prompt = prompt
+        self.canStream = canStream
+        self.responseObject = responseObject
+        self.chunkObject = chunkObject
+        self.idPrefix = idPrefix
+        self.stampsID = stampsID
+        self.validate = validate
+    }
+
+    /// Every operation, in the order the catalog lists them.
+    public static let all: [Endpoint] = [.chatCompletions, .completions, .embeddings]
+
+    /// The operation named `name` in a config.
+    public init?(name: String) {
+        guard let found = Self.all.first(where: { $0.name == name }) else { return nil }
+        self = found
+    }
+}
+
+extension Endpoint {
+    public static let chatCompletions = Endpoint(
+        name: "chat", path: "/chat/completions", operationName: "chat", output: .message, prompt: .messages,
+        canStream: true, responseObject: "chat.completion", chunkObject: "chat.completion.chunk", idPrefix: "chatcmpl-"
+    ) { body throws(GatewayError) in
+        guard let messages = body["messages"], !messages.isNull else { throw .missingParameter("messages") }
+        guard let list = messages.arrayValue else { throw .invalidType("messages", expected: "an array", got: messages) }
+        guard !list.isEmpty else {
+            throw .invalidValue("messages", "Invalid 'messages': empty array. Expected an array with minimum length 1.")
+        }
+        for (index, message) in list.enumerated() {
+            let name = "messages[\(index)]"
+            guard let object = message.objectValue else { throw .invalidType(name, expected: "an object", got: message) }
+            guard let role = object["role"], !role.isNull else { throw .missingParameter("\(name).role") }
+            guard role.stringValue != nil else { throw .invalidType("\(name).role", expected: "a string", got: role) }
         }
     }
 
-    public var chunkObject: String {
-        switch self {
-        case .chatCompletions: "chat.completion.chunk"
-        case .completions, .embeddings: "text_completion"
-        }
+    public static let completions = Endpoint(
+        name: "completions", path: "/completions", operationName: "text_completion", output: .text,
+        prompt: .field("prompt"), canStream: true, responseObject: "text_completion", chunkObject: "text_completion",
+        idPrefix: "cmpl-"
+    ) { body throws(GatewayError) in
+        try requireTextOrList(body, "prompt")
     }
 
-    /// Prefix of the response ids the gateway hands out.
-    public var idPrefix: String {
-        switch self {
-        case .chatCompletions: "chatcmpl-"
-        case .completions: "cmpl-"
-        case .embeddings: "emb-"
+    public static let embeddings = Endpoint(
+        name: "embeddings", path: "/embeddings", operationName: "embeddings", output: .vectors, prompt: .field("input"),
+        canStream: false, responseObject: "list", chunkObject: "text_completion", idPrefix: "emb-", stampsID: false
+    ) { body throws(GatewayError) in
+        try requireTextOrList(body, "input")
+    }
+
+    private static func requireTextOrList(_ body: JSONObject, _ name: String) throws(GatewayError) {
+        guard let value = body[name], !value.isNull else { throw .missingParameter(name) }
+        guard value.stringValue != nil || value.arrayValue != nil else {
+            throw .invalidType(name, expected: "a string or an array", got: value)
         }
     }
 }

@@ -2,15 +2,41 @@ import Logging
 
 /// One request as it goes to an upstream: the client's body with `model` already rewritten.
 public struct UpstreamRequest: Sendable {
+    /// What is sent, in the form the operation's body takes.
+    public enum Payload: Sendable {
+        case json(JSONObject)
+        case multipart(MultipartForm)
+        case bytes([UInt8], contentType: String)
+    }
+
     public var endpoint: Endpoint
-    public var body: JSONObject
+    public var payload: Payload
     /// Whether the upstream is asked to stream (`body["stream"]` says the same).
     public var stream: Bool
 
-    public init(endpoint: Endpoint, body: JSONObject, stream: Bool) {
+    public init(endpoint: Endpoint, payload: Payload, stream: Bool) {
         self.endpoint = endpoint
-        self.body = body
+        self.payload = payload
         self.stream = stream
+    }
+
+    public init(endpoint: Endpoint, body: JSONObject, stream: Bool) {
+        self.init(endpoint: endpoint, payload: .json(body), stream: stream)
+    }
+
+    /// The JSON body's fields (empty for a multipart or byte body).
+    public var body: JSONObject {
+        if case .json(let object) = payload { return object }
+        return JSONObject()
+    }
+
+    /// The body's bytes and content type, as they go on the wire; `boundary` frames a multipart body.
+    public func encoded(boundary: String) -> (bytes: [UInt8], contentType: String) {
+        switch payload {
+        case .json(let object): (object.serialized(), "application/json")
+        case .multipart(let form): (form.encoded(boundary: boundary), "multipart/form-data; boundary=\(boundary)")
+        case .bytes(let bytes, let contentType): (bytes, contentType)
+        }
     }
 }
 
@@ -55,7 +81,17 @@ public enum UpstreamError: Error, Sendable, Equatable {
 /// An upstream connection that can carry requests.
 public protocol Provider: Sendable {
     var config: ProviderConfig { get }
+    /// Makes the provider ready to serve before a request is sent: a managed engine is started and
+    /// loaded here. Returns how long it took (zero when it was ready), which the ledger records as
+    /// `load_ms` apart from queueing and generation, and never bills. Throws `UpstreamError` (or a
+    /// `GatewayError`) when it cannot get ready; cancelling the calling task stops the wait.
+    func prepare(logger: Logger) async throws -> Duration
     /// Sends one request. Throws `UpstreamError` when no HTTP answer came; a non-2xx answer is a
     /// response. Cancelling the calling task, or the returned events, cancels the upstream request.
     func send(_ request: UpstreamRequest, logger: Logger) async throws -> UpstreamResponse
+}
+
+extension Provider {
+    /// A remote upstream is always ready.
+    public func prepare(logger: Logger) async throws -> Duration { .zero }
 }

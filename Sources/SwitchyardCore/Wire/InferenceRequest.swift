@@ -34,30 +34,7 @@ public struct InferenceRequest: Sendable {
         guard let name = model.stringValue else { throw .invalidType("model", expected: "a string", got: model) }
         self.model = name
 
-        switch endpoint {
-        case .chatCompletions:
-            guard let messages = body["messages"], !messages.isNull else { throw .missingParameter("messages") }
-            guard let list = messages.arrayValue else { throw .invalidType("messages", expected: "an array", got: messages) }
-            guard !list.isEmpty else {
-                throw .invalidValue("messages", "Invalid 'messages': empty array. Expected an array with minimum length 1.")
-            }
-            for (index, message) in list.enumerated() {
-                let name = "messages[\(index)]"
-                guard let object = message.objectValue else { throw .invalidType(name, expected: "an object", got: message) }
-                guard let role = object["role"], !role.isNull else { throw .missingParameter("\(name).role") }
-                guard role.stringValue != nil else { throw .invalidType("\(name).role", expected: "a string", got: role) }
-            }
-        case .completions:
-            guard let prompt = body["prompt"], !prompt.isNull else { throw .missingParameter("prompt") }
-            guard prompt.stringValue != nil || prompt.arrayValue != nil else {
-                throw .invalidType("prompt", expected: "a string or an array", got: prompt)
-            }
-        case .embeddings:
-            guard let input = body["input"], !input.isNull else { throw .missingParameter("input") }
-            guard input.stringValue != nil || input.arrayValue != nil else {
-                throw .invalidType("input", expected: "a string or an array", got: input)
-            }
-        }
+        try endpoint.validate(body)
 
         for name in ["max_tokens", "max_completion_tokens", "n"] {
             guard let value = body[name], !value.isNull else { continue }
@@ -70,7 +47,7 @@ public struct InferenceRequest: Sendable {
         var stream = false
         if let value = body["stream"], !value.isNull {
             guard let flag = value.boolValue else { throw .invalidType("stream", expected: "a boolean", got: value) }
-            guard !flag || endpoint.canStream else { throw .unsupported("Streaming is not supported for embeddings.", param: "stream") }
+            guard !flag || endpoint.canStream else { throw .unsupported("Streaming is not supported for \(endpoint.name).", param: "stream") }
             stream = flag
         }
         self.stream = stream

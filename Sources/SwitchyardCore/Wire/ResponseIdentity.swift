@@ -16,7 +16,7 @@ public struct ResponseIdentity: Sendable, Equatable {
     }
 
     /// 24 base62 characters (~143 bits): unguessable, so ids can later name requests to cancel.
-    static func randomID() -> String {
+    public static func randomID() -> String {
         let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
         var generator = SystemRandomNumberGenerator()
         var bytes = [UInt8](repeating: 0, count: 24)
@@ -28,7 +28,7 @@ public struct ResponseIdentity: Sendable, Equatable {
 
     /// Replaces `id` and `model` in a response object, leaving everything else as the upstream sent it.
     public func stamp(_ object: inout JSONObject, endpoint: Endpoint) {
-        if endpoint != .embeddings { object["id"] = .string(id) }
+        if endpoint.stampsID { object["id"] = .string(id) }
         object["model"] = .string(model)
     }
 }

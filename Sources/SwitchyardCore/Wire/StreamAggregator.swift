@@ -62,7 +62,7 @@ public struct StreamAggregator: Sendable {
         if let logprobs = piece["logprobs"]?.objectValue {
             if let content = logprobs["content"]?.arrayValue {
                 choice.logprobContent = (choice.logprobContent ?? []) + content
-            } else if endpoint == .completions {
+            } else if endpoint.output == .text {
                 choice.completionLogprobs = StreamAggregator.appendArrays(choice.completionLogprobs, logprobs)
             }
         }
@@ -125,7 +125,7 @@ public struct StreamAggregator: Sendable {
     }
 
     private func render(_ choice: Choice, index: Int) -> JSONValue {
-        if endpoint == .completions {
+        if endpoint.output == .text {
             return .object(
                 JSONObject([
                     "index": .int(index),

@@ -74,7 +74,7 @@ extension StreamRelay {
         var finish = header
         finish["choices"] = .array(
             indices.map { index in
-                endpoint == .completions
+                endpoint.output == .text
                     ? .object(["index": .int(index), "text": "", "logprobs": nil, "finish_reason": "stop"])
                     : .object(["index": .int(index), "delta": .object([:]), "logprobs": nil, "finish_reason": "stop"])
             })

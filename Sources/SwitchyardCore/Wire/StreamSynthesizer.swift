@@ -29,7 +29,7 @@ public enum StreamSynthesizer {
             guard let choice = element.objectValue else { continue }
             let index = choice["index"] ?? .int(0)
             let finish = choice["finish_reason"] ?? .string("stop")
-            if endpoint == .completions {
+            if endpoint.output == .text {
                 chunks.append(
                     chunk(
                         JSONObject([

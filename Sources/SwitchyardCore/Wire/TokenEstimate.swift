@@ -10,16 +10,14 @@ public enum TokenEstimate {
     /// for embeddings; at least 1.
     public static func prompt(of body: JSONObject, endpoint: Endpoint) -> Int {
         var total = 0
-        switch endpoint {
-        case .chatCompletions:
+        switch endpoint.prompt {
+        case .messages:
             for message in body["messages"]?.arrayValue ?? [] {
                 total += 4  // role and framing, as OpenAI's own accounting adds per message
                 total += count(content: message["content"])
             }
-        case .completions:
-            total += count(content: body["prompt"])
-        case .embeddings:
-            total += count(content: body["input"])
+        case .field(let name):
+            total += count(content: body[name])
         }
         return max(1, total)
     }

@@ -6,18 +6,22 @@ public struct Accounts: Sendable {
     let store: any BillingStore
     /// Told about revocations and account changes so that cached lookups are dropped at once.
     let authenticator: Authenticator?
+    let clock: any GatewayClock
 
-    public init(store: any BillingStore) {
+    public init(store: any BillingStore, clock: any GatewayClock = SystemClock()) {
         self.store = store
         self.authenticator = nil
+        self.clock = clock
     }
 
-    init(store: any BillingStore, authenticator: Authenticator?) {
+    init(store: any BillingStore, authenticator: Authenticator?, clock: any GatewayClock) {
         self.store = store
         self.authenticator = authenticator
+        self.clock = clock
     }
 
-    static var now: Int64 { Int64(Date().timeIntervalSince1970) }
+    /// Unix seconds, as accounts, keys and credits record time.
+    var now: Int64 { clock.unixSeconds }
 
     /// A new account; its id is `id` when given (the seed's `openid`), else generated.
     public func createAccount(
@@ -27,7 +31,7 @@ public struct Accounts: Sendable {
         if let id { try Self.validateID(id) }
         let account = Account(
             id: id ?? Secrets.newID(prefix: "acct_"), name: name, balance: balance, multiplierPPM: multiplierPPM,
-            status: status, models: models, createdAt: Self.now, limits: Self.normalized(limits))
+            status: status, models: models, createdAt: now, limits: Self.normalized(limits))
         do {
             try await store.createAccount(account)
         } catch BillingStoreError.conflict {
@@ -58,7 +62,7 @@ public struct Accounts: Sendable {
         let secret = Secrets.newKey(prefix: "sk-sy-")
         let key = APIKey(
             id: Secrets.newID(prefix: "key_"), accountID: accountID, hash: Secrets.hash(secret),
-            prefix: String(secret.prefix(10)), label: label, models: models, expiresAt: expiresAt, createdAt: Self.now,
+            prefix: String(secret.prefix(10)), label: label, models: models, expiresAt: expiresAt, createdAt: now,
             limits: Self.normalized(limits))
         do {
             try await store.createKey(key)
@@ -69,7 +73,7 @@ public struct Accounts: Sendable {
     }
 
     public func revokeKey(id: String) async throws {
-        guard try await store.revokeKey(id: id, at: Self.now) else {
+        guard try await store.revokeKey(id: id, at: now) else {
             throw GatewayError(
                 status: 404, message: "No key with id '\(id)'.", type: "invalid_request_error", code: "not_found")
         }
@@ -80,7 +84,7 @@ public struct Accounts: Sendable {
         account: Account, applied: Bool
     ) {
         switch try await store.addCredit(
-            accountID: accountID, amount: amount, reason: reason, idempotencyKey: idempotencyKey, at: Self.now)
+            accountID: accountID, amount: amount, reason: reason, idempotencyKey: idempotencyKey, at: now)
         {
         case .applied(let account): return (account, true)
         case .duplicate(let account): return (account, false)

@@ -27,11 +27,13 @@ final class Authenticator: Sendable {
 
     private let store: any BillingStore
     private let ttl: Duration
+    private let clock: any GatewayClock
     private let cache = Mutex<[[UInt8]: Entry]>([:])
 
-    init(store: any BillingStore, ttl: Duration = .seconds(5)) {
+    init(store: any BillingStore, ttl: Duration = .seconds(5), clock: any GatewayClock = SystemClock()) {
         self.store = store
         self.ttl = ttl
+        self.clock = clock
     }
 
     func authenticate(_ presented: String?) async throws -> Caller {
@@ -40,7 +42,7 @@ final class Authenticator: Sendable {
                 "You didn't provide an API key. Provide it as 'Authorization: Bearer YOUR_KEY'.")
         }
         let digest = Secrets.hash(presented)
-        let now = ContinuousClock.now
+        let now = clock.now
         var found = cache.withLock { cache -> (APIKey, Account)? in
             guard let entry = cache[digest], now - entry.fetched < ttl else { return nil }
             return (entry.key, entry.account)
@@ -55,7 +57,7 @@ final class Authenticator: Sendable {
         guard let (key, account) = found, Secrets.constantTimeEqual(key.hash, digest) else {
             throw GatewayError.invalidAPIKey("Incorrect API key provided.")
         }
-        let seconds = Int64(Date().timeIntervalSince1970)
+        let seconds = clock.unixSeconds
         if key.revokedAt != nil { throw GatewayError.invalidAPIKey("This API key has been revoked.") }
         if let expiry = key.expiresAt, expiry <= seconds { throw GatewayError.invalidAPIKey("This API key has expired.") }
         if account.status != .active {

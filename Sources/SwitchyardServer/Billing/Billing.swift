@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import SwitchyardCore
 
@@ -10,21 +9,22 @@ struct Billing: Sendable {
     let instance: String
     let metrics: GatewayMetrics
     let lifecycle: GatewayLifecycle
+    let clock: any GatewayClock
 
     /// Reserves the worst-case cost and writes the request's ledger row; 402 when the balance
     /// (minus other holds) does not cover it. `record` (the request's log record) learns how it was
     /// settled.
     func admit(
         plan: RelayPlan, inference: InferenceRequest, promptEstimate: Int, model: ModelConfig, caller: Caller,
-        endUser: String?, arrivedAt: ContinuousClock.Instant, logger: Logger, record: RequestRecord? = nil,
-        onSettled: @escaping @Sendable (LedgerSettlement) -> Void
+        endUser: String?, arrivedAt: ContinuousClock.Instant, requestLifecycle: RequestLifecycle, logger: Logger,
+        record: RequestRecord? = nil, onSettled: @escaping @Sendable (LedgerSettlement) -> Void
     ) async throws -> BillingTicket {
         let hold = HoldEstimate.hold(
             for: inference, model: model, multiplierPPM: caller.account.multiplierPPM, promptEstimate: promptEstimate)
         let open = LedgerOpen(
             requestID: plan.identity.id, accountID: caller.account.id, keyID: caller.key.id,
             endUser: endUser, model: model.name, deployment: plan.deployment, hold: hold,
-            instance: instance, startedAt: Int64(Date().timeIntervalSince1970 * 1000))
+            instance: instance, startedAt: clock.unixMillis)
         switch try await store.openHold(open) {
         case .held:
             let metrics = self.metrics
@@ -34,7 +34,8 @@ struct Billing: Sendable {
                 multiplierPPM: caller.account.multiplierPPM,
                 promptEstimate: promptEstimate,
                 // The request's clock starts where the gateway first saw it, so overhead includes routing.
-                arrivedAt: record?.startedAt ?? arrivedAt, logger: logger, lifecycle: lifecycle, onSettled: onSettled,
+                arrivedAt: record?.startedAt ?? arrivedAt, requestLifecycle: requestLifecycle, clock: clock, logger: logger,
+                lifecycle: lifecycle, onSettled: onSettled,
                 onReport: { report, captured in
                     metrics.settled(report, captured: captured)
                     record?.settled(report, captured: captured)

@@ -1,24 +1,16 @@
-import Foundation
 import Logging
 import Synchronization
 import SwitchyardCore
 
-/// One admitted request's hold, from admission to settlement. The relay records what happens
-/// (upstream sent, first output, usage, output relayed) and ends it with `settle`, which runs once;
-/// a ticket dropped without being settled (a path nobody foresaw) settles itself as failed, so a hold
-/// is never stranded. A request stopped because the gateway is shutting down is settled as
-/// `interrupted` (end reason `shutdown`), billed for what it delivered.
+/// One admitted request from its hold to its settlement: its `RequestLifecycle` (which decides how it
+/// ends), its metering and timings, and the settlement itself, which runs once. The relay reports
+/// events here and performs the actions it gets back. A ticket dropped on a path that settled
+/// nothing (one nobody foresaw) settles itself as abandoned, so a hold is never stranded.
 final class BillingTicket: Sendable {
-    typealias Outcome = RequestOutcome
-
     private struct State {
+        var lifecycle: RequestLifecycle
         var meter: Meter
-        var sentAt: ContinuousClock.Instant?
-        var firstOutputAt: ContinuousClock.Instant?
-        var lastByteAt: ContinuousClock.Instant?
-        /// The deployment that served (or last failed), and what routing tried.
-        var deployment: String?
-        var attempts: String?
+        var timings: RequestTimings
         var settled = false
     }
 
@@ -29,7 +21,7 @@ final class BillingTicket: Sendable {
     private let price: Price
     private let maxSeconds: Int
     private let multiplierPPM: Int64
-    private let arrivedAt: ContinuousClock.Instant
+    private let clock: any GatewayClock
     private let logger: Logger
     private let state: Mutex<State>
     private let lifecycle: GatewayLifecycle?
@@ -40,8 +32,9 @@ final class BillingTicket: Sendable {
 
     init(
         open: LedgerOpen, endpoint: Endpoint, stream: Bool, store: any BillingStore, model: ModelConfig,
-        multiplierPPM: Int64, promptEstimate: Int, arrivedAt: ContinuousClock.Instant, logger: Logger,
-        lifecycle: GatewayLifecycle? = nil, onSettled: @escaping @Sendable (LedgerSettlement) -> Void = { _ in },
+        multiplierPPM: Int64, promptEstimate: Int, arrivedAt: ContinuousClock.Instant, requestLifecycle: RequestLifecycle,
+        clock: any GatewayClock, logger: Logger, lifecycle: GatewayLifecycle? = nil,
+        onSettled: @escaping @Sendable (LedgerSettlement) -> Void = { _ in },
         onReport: @escaping @Sendable (SettlementReport, Money?) -> Void = { _, _ in }
     ) {
         self.onSettled = onSettled
@@ -54,72 +47,73 @@ final class BillingTicket: Sendable {
         self.price = model.price
         self.maxSeconds = model.maxSeconds
         self.multiplierPPM = multiplierPPM
-        self.arrivedAt = arrivedAt
+        self.clock = clock
         self.logger = logger
-        self.state = Mutex(State(meter: Meter(promptEstimate: promptEstimate)))
+        self.state = Mutex(
+            State(
+                lifecycle: requestLifecycle, meter: Meter(promptEstimate: promptEstimate),
+                timings: RequestTimings(arrivedAt: arrivedAt)))
     }
 
     deinit {
-        guard let report = state.withLock({ state -> SettlementReport? in
-            guard !state.settled else { return nil }
+        let report = state.withLock { state -> SettlementReport? in
+            let action = state.lifecycle.handle(.abandoned(charge: state.meter.deliveredOutput))
+            guard let outcome = action.outcome, !state.settled else { return nil }
             state.settled = true
-            return makeReport(
-                state, Outcome(status: .failed, reason: .abandoned, httpStatus: 500, charge: state.meter.deliveredOutput))
-        }) else { return }
+            return makeReport(state, outcome)
+        }
+        guard let report else { return }
+        onSettled(report.settlement)
+        let onReport = self.onReport
         let store = self.store
         let logger = self.logger
-        let onReport = self.onReport
-        onSettled(report.settlement)
-        Task { onReport(report, await Self.write(report.settlement, to: store, logger: logger)) }
+        Task { onReport(report, await Self.write(report.settlement, to: store, logger: logger)) }  // MERGE: settleEventually
     }
 
-    /// Whether the request is being stopped because the gateway is shutting down (the drain time ran
-    /// out), rather than by its caller.
-    var interruptedByShutdown: Bool { lifecycle?.phase == .stopping }
+    // MARK: the lifecycle
+
+    /// Why a stop that fired now was sent: the gateway's drain running out, or the request's caller.
+    var stopCause: RequestLifecycle.StopCause { lifecycle?.phase == .stopping ? .shutdown : .caller }
+
+    /// Reports an event; returns what to do. Actions that settle are performed with `settle`.
+    func handle(_ event: RequestLifecycle.Event) -> RequestLifecycle.Action {
+        state.withLock { $0.lifecycle.handle(event) }
+    }
+
+    /// What routing tried, for the log (see `RequestLifecycle.attemptsText`).
+    var attemptsText: String? { state.withLock { $0.lifecycle.attemptsText } }
+
+    /// The next attempt (see `RequestLifecycle.nextAttempt`).
+    func nextAttempt(claim: (Int) -> RequestLifecycle.Availability) -> RequestLifecycle.Action {
+        var random = SystemRandomNumberGenerator()
+        let now = clock.now
+        return state.withLock { $0.lifecycle.nextAttempt(now: now, using: &random, claim: claim) }
+    }
+
+    // MARK: metering
+
+    /// The provider spent `duration` getting ready (a managed engine loading): never billed.
+    func recordLoad(_ duration: Duration) {
+        state.withLock { $0.timings.load += duration }
+    }
 
     func markSent() {
-        state.withLock { $0.sentAt = .now }
+        let now = clock.now
+        state.withLock { $0.timings.sentAt = now }
     }
 
     /// Metering from a stream or an assembled answer, replacing what was recorded before.
     func record(usage: Usage?, outputChunks: Int, outputBytes: Int) {
+        let now = clock.now
         state.withLock { state in
-            let now = ContinuousClock.now
-            if state.firstOutputAt == nil && (outputChunks > 0 || outputBytes > 0) { state.firstOutputAt = now }
-            state.lastByteAt = now
+            if state.timings.firstOutputAt == nil && (outputChunks > 0 || outputBytes > 0) {
+                state.timings.firstOutputAt = now
+            }
+            state.timings.lastByteAt = now
             if let usage { state.meter.reported = usage }
             state.meter.outputChunks = outputChunks
             state.meter.outputBytes = outputBytes
         }
-    }
-
-    /// What routing did, for the ledger row: the deployment used and the attempts (`nil` when the
-    /// first one answered).
-    func recordRouting(deployment: String?, attempts: String?) {
-        state.withLock { state in
-            if let deployment { state.deployment = deployment }
-            state.attempts = attempts
-        }
-    }
-
-    /// Captures the cost and releases the hold; later calls do nothing. Returns what was captured.
-    @discardableResult
-    func settle(_ outcome: Outcome) async -> Money? {
-        var outcome = outcome
-        if outcome.status == .cancelled && interruptedByShutdown {
-            outcome.status = .interrupted
-            outcome.reason = .shutdown
-        }
-        guard let report = state.withLock({ state -> SettlementReport? in
-            guard !state.settled else { return nil }
-            state.settled = true
-            if state.lastByteAt == nil { state.lastByteAt = .now }
-            return makeReport(state, outcome)
-        }) else { return nil }
-        onSettled(report.settlement)
-        let captured = await Self.write(report.settlement, to: store, logger: logger)
-        onReport(report, captured)
-        return captured
     }
 
     /// The usage that settling now would bill, for the final chunk of a stopped stream.
@@ -128,32 +122,33 @@ final class BillingTicket: Sendable {
         return Usage(promptTokens: usage.prompt, completionTokens: usage.completion)
     }
 
-    private func makeReport(_ state: State, _ outcome: Outcome) -> SettlementReport {
-        let last = state.lastByteAt ?? .now
-        return SettlementReport(
-            open: open, settlement: makeSettlement(state, outcome, last: last), endpoint: endpoint, stream: stream,
-            arrivedAt: arrivedAt, sentAt: state.sentAt, firstOutputAt: state.firstOutputAt, lastByteAt: last)
+    // MARK: settlement
+
+    /// Captures the cost of `outcome` (an action's) and releases the hold; later calls do nothing.
+    /// Returns what was captured.
+    @discardableResult
+    func settle(_ outcome: RequestOutcome) async -> Money? {
+        let end = clock.now
+        guard let report = state.withLock({ state -> SettlementReport? in
+            guard !state.settled else { return nil }
+            state.settled = true
+            if state.timings.lastByteAt == nil { state.timings.lastByteAt = end }
+            return makeReport(state, outcome)
+        }) else { return nil }
+        onSettled(report.settlement)
+        let captured = await Self.write(report.settlement, to: store, logger: logger)
+        onReport(report, captured)
+        return captured
     }
 
-    private func makeSettlement(_ state: State, _ outcome: Outcome, last: ContinuousClock.Instant) -> LedgerSettlement {
-        let usage = state.meter.billable(charge: outcome.charge)
-        let sent = state.sentAt ?? arrivedAt
-        let generation = min(Self.millis(last - sent), Int64(maxSeconds) * 1000)
-        let cost = outcome.charge
-            ? price.cost(
-                promptTokens: usage.prompt, completionTokens: usage.completion, generationMillis: generation,
-                multiplierPPM: multiplierPPM)
-            : .zero
-        return LedgerSettlement(
-            requestID: open.requestID, accountID: open.accountID, hold: open.hold, cost: min(cost, Money(micros: .max)),
-            status: outcome.status, endReason: outcome.reason, httpStatus: outcome.httpStatus,
-            promptTokens: usage.prompt, completionTokens: usage.completion, usageSource: usage.source,
-            queueMillis: Self.millis(sent - arrivedAt), loadMillis: 0,
-            firstTokenMillis: state.firstOutputAt.map { Self.millis($0 - sent) },
-            generationMillis: Self.millis(last - sent),
-            finishedAt: Int64(Date().timeIntervalSince1970 * 1000),
-            deployment: state.deployment, attempts: state.attempts
-        )
+    private func makeReport(_ state: State, _ outcome: RequestOutcome) -> SettlementReport {
+        let end = state.timings.lastByteAt ?? clock.now
+        let settlement = LedgerSettlement(
+            open: open, outcome: outcome, meter: state.meter, timings: state.timings, end: end, price: price,
+            maxSeconds: maxSeconds, multiplierPPM: multiplierPPM, finishedAt: clock.unixMillis,
+            deployment: state.lifecycle.deployment, attempts: state.lifecycle.attemptsText)
+        return SettlementReport(
+            open: open, settlement: settlement, endpoint: endpoint, stream: stream, timings: state.timings, lastByteAt: end)
     }
 
     /// A failed write is retried briefly; if the database stays away the row stays `running` and the
@@ -162,9 +157,9 @@ final class BillingTicket: Sendable {
     private static func write(_ settlement: LedgerSettlement, to store: any BillingStore, logger: Logger) async -> Money? {
         for attempt in 1...3 {
             do {
-                // A task of its own: the request's task may be cancelled (client gone, shutdown), and
-                // settling must not be cancelled with it.
-                return try await Task { try await store.settle(settlement) }.value
+                // Not cancelled with the request's task (client gone, shutdown): a settlement, once
+                // queued, is written.
+                return try await store.settle(settlement)
             } catch {
                 logger.error(
                     "settlement failed", metadata: ["request.id": "\(settlement.requestID)", "attempt": "\(attempt)"])
@@ -172,10 +167,5 @@ final class BillingTicket: Sendable {
             }
         }
         return nil
-    }
-
-    static func millis(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
     }
 }

@@ -8,19 +8,21 @@ struct SettlementReport: Sendable {
     var endpoint: Endpoint
     /// Whether the client asked for a stream.
     var stream: Bool
-    /// When the request reached the gateway.
-    var arrivedAt: ContinuousClock.Instant
-    /// When it left for the upstream; nil when it never did.
-    var sentAt: ContinuousClock.Instant?
-    var firstOutputAt: ContinuousClock.Instant?
+    var timings: RequestTimings
     var lastByteAt: ContinuousClock.Instant
+
+    /// When the request reached the gateway.
+    var arrivedAt: ContinuousClock.Instant { timings.arrivedAt }
+    /// When it left for the upstream; nil when it never did.
+    var sentAt: ContinuousClock.Instant? { timings.sentAt }
+    var firstOutputAt: ContinuousClock.Instant? { timings.firstOutputAt }
 
     /// The deployment that served it (routing may have moved it off the one recorded at admission).
     var deployment: String { settlement.deployment ?? open.deployment }
 
     /// Time spent in the gateway before the upstream was asked: reading, authenticating, validating,
-    /// admitting and holding.
-    var overhead: Duration? { sentAt.map { $0 - arrivedAt } }
+    /// admitting and holding (a provider's load time excluded).
+    var overhead: Duration? { sentAt.map { $0 - arrivedAt - timings.load } }
 
     /// From arrival to the first output relayed, for streams that produced any.
     var timeToFirstToken: Duration? {

@@ -219,8 +219,9 @@ public enum ConfigLoader {
             var endpoints: Set<Endpoint> = []
             for element in try endpointsNode.sequence() {
                 let text = try element.string()
-                guard let endpoint = Endpoint(rawValue: text) else {
-                    throw element.error("unknown endpoint '\(text)' (expected chat, completions or embeddings)")
+                guard let endpoint = Endpoint(name: text) else {
+                    let names = Endpoint.all.map(\.name).joined(separator: ", ")
+                    throw element.error("unknown endpoint '\(text)' (expected one of \(names))")
                 }
                 endpoints.insert(endpoint)
             }

@@ -32,7 +32,7 @@ struct ModelsController: Sendable {
         if let output = model.maxOutputTokens { object["max_output_tokens"] = .int(output) }
         object["aliases"] = .array(model.aliases.map(JSONValue.string))
         object["endpoints"] = .array(
-            Endpoint.allCases.filter(model.endpoints.contains).map { .string("/v1" + $0.path) })
+            Endpoint.all.filter(model.endpoints.contains).map { .string("/v1" + $0.path) })
         return object
     }
 }

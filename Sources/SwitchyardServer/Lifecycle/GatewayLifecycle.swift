@@ -89,10 +89,4 @@ extension GatewayError {
     static let shuttingDown = GatewayError(
         status: 503, message: "The gateway is shutting down and takes no new requests; retry, another instance will answer.",
         type: "api_error", code: "shutting_down")
-
-    /// The last event of a stream the gateway had to cut when its drain time ran out.
-    static let cutByShutdown = GatewayError(
-        status: 503,
-        message: "The gateway shut down before this answer was complete; only the part you received is billed.",
-        type: "api_error", code: "shutting_down")
 }

@@ -123,7 +123,7 @@ public final class GatewayMetrics: Sendable {
     func settled(_ report: SettlementReport, captured: Money?) {
         activeHolds.decrement()
         heldAmount.decrement(by: report.open.hold.currency)
-        let model = ModelKey(operation: MetricLabel.operation(report.endpoint.rawValue), model: report.open.model)
+        let model = ModelKey(operation: report.endpoint.operationName, model: report.open.model)
         if let overhead = report.overhead { self.overhead.record(overhead) }
         duration[model].record(report.duration)
         if let firstToken = report.timeToFirstToken { timeToFirstToken[model].record(firstToken) }

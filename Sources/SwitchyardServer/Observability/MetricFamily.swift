@@ -29,14 +29,4 @@ enum MetricLabel {
         guard let reason, !reason.isEmpty else { return "none" }
         return EndReason(rawValue: reason).metricLabel
     }
-
-    /// OpenTelemetry's `gen_ai.operation.name` for an endpoint.
-    static func operation(_ endpoint: String) -> String {
-        switch endpoint {
-        case "chat": "chat"
-        case "completions": "text_completion"
-        case "embeddings": "embeddings"
-        default: endpoint
-        }
-    }
 }

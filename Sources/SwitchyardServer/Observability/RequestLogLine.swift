@@ -39,7 +39,7 @@ struct RequestLogLine {
             fields["key_id"] = .string(admission.keyID)
             if let endUser = admission.endUser { fields["end_user"] = .string(LogSafe.text(endUser, limit: 128)) }
             fields["model"] = .string(admission.model)
-            fields["endpoint"] = .string(admission.endpoint.rawValue)
+            fields["endpoint"] = .string(admission.endpoint.name)
             fields["stream"] = .stringConvertible(admission.stream)
         }
         if let endReason { fields["end_reason"] = .string(endReason) }

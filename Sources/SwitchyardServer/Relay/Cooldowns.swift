@@ -10,9 +10,11 @@ final class Cooldowns: Sendable {
     private let states = Mutex<[String: CooldownState]>([:])
     /// `switchyard_deployment_cooldowns_total`, one counter per deployment, made once.
     private let counters: [String: Counter]
+    private let clock: any GatewayClock
 
-    init(policy: RoutingConfig.Cooldown, deployments: [String]) {
+    init(policy: RoutingConfig.Cooldown, deployments: [String], clock: any GatewayClock) {
         self.policy = policy
+        self.clock = clock
         var counters: [String: Counter] = [:]
         for id in deployments where counters[id] == nil {
             counters[id] = Counter(label: "switchyard_deployment_cooldowns_total", dimensions: [("deployment", id)])
@@ -21,13 +23,15 @@ final class Cooldowns: Sendable {
     }
 
     /// Whether a request may use the deployment now (and, when it is half-open, makes this request its probe).
-    func claim(_ deployment: String, now: ContinuousClock.Instant = .now) -> Bool {
-        states.withLock { $0[deployment, default: CooldownState()].claim(now: now, policy: policy) }
+    func claim(_ deployment: String) -> Bool {
+        let now = clock.now
+        return states.withLock { $0[deployment, default: CooldownState()].claim(now: now, policy: policy) }
     }
 
     /// When a deployment that cannot be claimed now becomes available.
-    func availableAt(_ deployment: String, now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant? {
-        states.withLock { $0[deployment]?.availableAt(now: now, policy: policy) }
+    func availableAt(_ deployment: String) -> ContinuousClock.Instant? {
+        let now = clock.now
+        return states.withLock { $0[deployment]?.availableAt(now: now, policy: policy) }
     }
 
     func succeeded(_ deployment: String) {
@@ -37,7 +41,8 @@ final class Cooldowns: Sendable {
         }
     }
 
-    func failed(_ deployment: String, retryAfter: Duration?, now: ContinuousClock.Instant = .now) {
+    func failed(_ deployment: String, retryAfter: Duration?) {
+        let now = clock.now
         let cooled = states.withLock {
             $0[deployment, default: CooldownState()].recordFailure(now: now, policy: policy, retryAfter: retryAfter)
         }

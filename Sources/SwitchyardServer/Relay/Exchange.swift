@@ -3,11 +3,11 @@ import Logging
 import NIOCore
 import SwitchyardCore
 
-/// One admitted request's exchange with its upstream, along one of four paths: whole → whole,
-/// stream → whole (assembled), whole → stream (synthesised), stream → stream (relayed chunk by
-/// chunk). Every path settles the ticket. Errors before the client got anything are thrown (and
-/// settled by the caller with no charge). A caller's stop (`stop` fires) cancels the upstream at once
-/// and ends the answer cleanly with what was generated, marked `"end_reason": "cancelled"`.
+/// One attempt at one deployment, and the answer to the client, along one of four paths: whole →
+/// whole, stream → whole (assembled), whole → stream (synthesised), stream → stream (relayed chunk by
+/// chunk). It performs what the request's `RequestLifecycle` (on the ticket) decides: every way the
+/// attempt can end is reported as an event, and the action that comes back says what to write,
+/// whether to cancel the upstream, and how the request settles.
 struct Exchange: Sendable {
     let plan: RelayPlan
     let inference: InferenceRequest
@@ -16,9 +16,17 @@ struct Exchange: Sendable {
     let client: Signal?
     let stop: Signal
     let logger: Logger
+    /// The upstream answered: its deployment is healthy (routing's cooldowns).
+    let answered: @Sendable () -> Void
 
     var providerName: String { provider.config.name }
     var endpoint: Endpoint { inference.endpoint }
+
+    /// The attempt failed before the client got anything, and the lifecycle says to try the next
+    /// deployment. The router catches it.
+    struct Retry: Error {
+        var failure: AttemptFailure
+    }
 
     /// What an attempt got from its upstream before anything was sent to the client.
     enum Opening: Sendable {
@@ -26,26 +34,35 @@ struct Exchange: Sendable {
         case complete(JSONObject)
         /// A stream and its first event (`nil`: it ended at once).
         case events(UpstreamEvents, first: [UInt8]?)
-        /// The caller stopped the request before the upstream produced anything.
-        case stopped
     }
 
-    /// Sends the request and waits for the upstream's first sign of a good answer: a whole body that
-    /// is a JSON object, or a stream's first event. Everything it throws happened before the client
-    /// got anything, so the router may try another deployment: an `UpstreamError`, an
-    /// `UpstreamStatus` (a non-2xx answer) or a `GatewayError`.
-    func open() async throws -> Opening {
+    /// Prepares the provider, sends the request and waits for the upstream's first sign of a good
+    /// answer: a whole body that is a JSON object, or a stream's first event; then answers the client.
+    func run() async throws -> Response {
+        let opening: Opening
+        do {
+            opening = try await open()
+        } catch {
+            return try await perform(ticket.handle(event(for: error, charge: false)))
+        }
+        _ = ticket.handle(.upstreamAnswered)
+        answered()
+        return try await respond(opening)
+    }
+
+    /// The wait before this attempt was cut short by `error` (a stop, the client leaving).
+    func interrupted(by error: any Error) async throws -> Response {
+        try await perform(ticket.handle(event(for: error, charge: false)))
+    }
+
+    private func open() async throws -> Opening {
         let provider = self.provider
         let upstreamRequest = plan.upstream
         let logger = self.logger
+        let load = try await untilSignalled([client, stop]) { try await provider.prepare(logger: logger) }
+        if load > .zero { ticket.recordLoad(load) }
         ticket.markSent()
-        let upstream: UpstreamResponse
-        do {
-            upstream = try await untilSignalled([client, stop]) { try await provider.send(upstreamRequest, logger: logger) }
-        } catch {
-            if stop.hasFired { return .stopped }
-            throw error
-        }
+        let upstream = try await untilSignalled([client, stop]) { try await provider.send(upstreamRequest, logger: logger) }
         switch upstream.body {
         case .complete(let body) where !(200..<300).contains(upstream.status):
             throw UpstreamStatus(status: upstream.status, body: body, headers: upstream.headers)
@@ -60,28 +77,57 @@ struct Exchange: Sendable {
                 return .events(events, first: first)
             } catch {
                 events.cancel()
-                if stop.hasFired { return .stopped }
                 throw error
             }
         }
     }
 
-    /// The answer to the client from what `open` got, along one of the four paths.
-    func respond(_ opening: Opening) async throws -> Response {
-        switch (inference.stream, opening) {
-        case (_, .stopped):
-            return await stoppedBeforeOutput()
+    /// The event an error means, whoever raised it: a stop or a departed client first (their
+    /// cancellation shows up as the error), else the upstream's failure.
+    private func event(for error: any Error, charge: Bool) -> RequestLifecycle.Event {
+        if stop.hasFired { return .stop(ticket.stopCause, charge: charge) }
+        if client?.hasFired == true || error is CancellationError { return .clientGone(charge: charge) }
+        if let retry = error as? Retry { return .attemptFailed(retry.failure) }
+        if let failure = AttemptFailure(error, provider: providerName) { return .attemptFailed(failure) }
+        return .upstreamFailed(UpstreamFailure.gatewayError(error, provider: providerName), charge: charge)
+    }
 
+    /// Performs an action before anything was written to the client (a thrown error or a whole answer).
+    private func perform(_ action: RequestLifecycle.Action, aggregated: StreamAggregator? = nil) async throws -> Response {
+        switch action {
+        case .tryNext(let failure):
+            throw Retry(failure: failure)
+        case .fail(let error, let outcome):
+            await ticket.settle(outcome)
+            throw error
+        case .finishStopped(let outcome):
+            await ticket.settle(outcome)
+            return stoppedAnswer(aggregated: aggregated, charge: outcome.charge)
+        case .abandon(let outcome):
+            await ticket.settle(outcome)
+            throw CancellationError()
+        case .finish(let outcome), .finishWithError(_, let outcome):
+            // Neither comes before output; settle all the same rather than strand the hold.
+            await ticket.settle(outcome)
+            throw GatewayError.internalError
+        case .none, .attempt:
+            throw GatewayError.internalError
+        }
+    }
+
+    /// The answer to the client from what `open` got, along one of the four paths.
+    private func respond(_ opening: Opening) async throws -> Response {
+        switch (inference.stream, opening) {
         case (false, .complete(var object)):
-            try await settleWhole(object)
+            try await finishWhole(object)
             plan.identity.stamp(&object, endpoint: endpoint)
             return Relay.json(object)
 
         case (false, .events(let events, let first)):
-            return Relay.json(try await aggregate(events, first: first))
+            return try await aggregate(events, first: first)
 
         case (true, .complete(let object)):
-            try await settleWhole(object)
+            try await finishWhole(object)
             let chunks = StreamSynthesizer.chunks(
                 from: object, endpoint: endpoint, identity: plan.identity, includeUsage: inference.includeUsage)
             return Relay.eventStream { writer in
@@ -90,6 +136,7 @@ struct Exchange: Sendable {
             }
 
         case (true, .events(let events, let first)):
+            _ = ticket.handle(.committed)
             let exchange = self
             return Relay.eventStream { writer in
                 try await exchange.pipe(events, first: first, into: &writer)
@@ -104,18 +151,19 @@ struct Exchange: Sendable {
         return object
     }
 
-    private func settleWhole(_ object: JSONObject) async throws {
+    /// A whole answer came: meter it and settle, before anything is written.
+    private func finishWhole(_ object: JSONObject) async throws {
         let bytes = OutputMeasure.bytes(ofResponse: object)
         ticket.record(usage: Usage(object["usage"]), outputChunks: 0, outputBytes: bytes)
-        let reason = object["choices"]?.arrayValue?.first?["finish_reason"]?.stringValue ?? "stop"
-        await ticket.settle(.init(status: .completed, reason: EndReason(rawValue: reason), httpStatus: 200, charge: true))
+        let reason = object["choices"]?.arrayValue?.first?["finish_reason"]?.stringValue
+        guard case .finish(let outcome) = ticket.handle(.upstreamEnded(finishReason: reason, charge: true)) else { return }
+        await ticket.settle(outcome)
     }
 
-    /// Stopped before the upstream produced anything: nothing is charged and the client gets an
-    /// empty, cleanly finished answer (a stream of one finish chunk and `[DONE]`).
-    private func stoppedBeforeOutput() async -> Response {
-        await ticket.settle(.init(status: .cancelled, reason: .cancelled, httpStatus: 200, charge: false))
-        let usage = Usage(promptTokens: 0, completionTokens: 0)
+    /// An answer stopped before it was complete: a stream of the finish chunk (and usage) and
+    /// `[DONE]`, or the cancelled object with what was assembled.
+    private func stoppedAnswer(aggregated: StreamAggregator?, charge: Bool) -> Response {
+        let usage = ticket.billableUsage(charge: charge)
         if inference.stream {
             let relay = StreamRelay(identity: plan.identity, endpoint: endpoint, clientWantsUsage: inference.includeUsage)
             let chunks = relay.cancellationChunks(usage: usage)
@@ -124,111 +172,107 @@ struct Exchange: Sendable {
                 try await writer.write(ByteBuffer(bytes: SSE.done))
             }
         }
-        return Relay.json(StreamAggregator(endpoint: endpoint).cancelledResponse(identity: plan.identity, usage: usage))
+        let aggregator = aggregated ?? StreamAggregator(endpoint: endpoint)
+        return Relay.json(aggregator.cancelledResponse(identity: plan.identity, usage: usage))
     }
 
-    private func aggregate(_ events: UpstreamEvents, first: [UInt8]?) async throws -> JSONObject {
-        let endpoint = self.endpoint
-        let ticket = self.ticket
-        let providerName = self.providerName
-        let stop = self.stop
-        let aggregator: StreamAggregator
-        let stopped: Bool
-        do {
-            (aggregator, stopped) = try await untilSignalled([client, stop]) {
-                var aggregator = StreamAggregator(endpoint: endpoint)
-                var next = first
-                do {
-                    while let payload = next {
-                        guard case .object(let chunk) = try? JSONValue.parse(payload) else {
-                            throw UpstreamError.invalidResponse("a stream event is not a JSON object")
-                        }
-                        if let error = chunk["error"]?.objectValue {
-                            throw GatewayError.upstreamBroken(providerName, error["message"]?.stringValue ?? "error event")
-                        }
-                        aggregator.add(chunk)
-                        ticket.record(
-                            usage: aggregator.usage, outputChunks: aggregator.outputChunks,
-                            outputBytes: aggregator.outputBytes)
-                        next = try await events.next()
+    /// Assembles a stream into a whole answer for a client that did not ask for a stream.
+    private func aggregate(_ events: UpstreamEvents, first: [UInt8]?) async throws -> Response {
+        // Every ending, a stop or a departure included, comes back as an event with what was
+        // assembled so far: a stopped answer carries it, and what was generated is billed.
+        let (aggregator, ending) = await untilSignalledOrEnded { [self] in
+            var aggregator = StreamAggregator(endpoint: endpoint)
+            var next = first
+            do {
+                while let payload = next {
+                    guard case .object(let chunk) = try? JSONValue.parse(payload) else {
+                        throw UpstreamError.invalidResponse("a stream event is not a JSON object")
                     }
-                } catch is CancellationError where stop.hasFired {
-                    return (aggregator, true)
+                    if let error = chunk["error"]?.objectValue {
+                        return (aggregator, RequestLifecycle.Event.upstreamErrorEvent(error, provider: providerName, charge: false))
+                    }
+                    aggregator.add(chunk)
+                    ticket.record(
+                        usage: aggregator.usage, outputChunks: aggregator.outputChunks, outputBytes: aggregator.outputBytes)
+                    next = try await events.next()
                 }
-                return (aggregator, false)
+            } catch {
+                return (aggregator, event(for: error, charge: aggregator.outputChunks > 0 || aggregator.usage != nil))
             }
+            return (aggregator, .upstreamEnded(finishReason: aggregator.finishReason, charge: true))
+        }
+        let action = ticket.handle(ending)
+        if case .finish(let outcome) = action {
+            await ticket.settle(outcome)
+            return Relay.json(aggregator.response(identity: plan.identity))
+        }
+        events.cancel()
+        return try await perform(action, aggregated: aggregator)
+    }
+
+    /// Runs `body` so that a stop or the client's departure cancels it (it then reports that as its
+    /// ending); the caller's own cancellation does the same.
+    private func untilSignalledOrEnded(
+        _ body: @escaping @Sendable () async -> (StreamAggregator, RequestLifecycle.Event)
+    ) async -> (StreamAggregator, RequestLifecycle.Event) {
+        do {
+            return try await untilSignalled([client, stop], body)
         } catch {
-            events.cancel()
-            throw UpstreamFailure.gatewayError(error, provider: providerName)
+            return (StreamAggregator(endpoint: endpoint), event(for: error, charge: false))
         }
-        if stopped {
-            events.cancel()
-            let charge = aggregator.outputChunks > 0 || aggregator.usage != nil
-            let usage = ticket.billableUsage(charge: charge)
-            await ticket.settle(.init(status: .cancelled, reason: .cancelled, httpStatus: 200, charge: charge))
-            return aggregator.cancelledResponse(identity: plan.identity, usage: usage)
-        }
-        await ticket.settle(
-            .init(status: .completed, reason: aggregator.finishReason.map(EndReason.init(rawValue:)) ?? .stop, httpStatus: 200, charge: true))
-        return aggregator.response(identity: plan.identity)
     }
 
     /// Streams events to the client as they arrive. Ends with `[DONE]` only when the upstream
     /// finished or the caller stopped it; an upstream failure becomes a final error event, so a client
-    /// never mistakes a cut answer for a whole one. Whatever happens, the ticket is settled for what
+    /// never mistakes a cut answer for a whole one. Whatever happens, the request is settled for what
     /// was relayed.
     func pipe(_ events: UpstreamEvents, first: [UInt8]?, into writer: inout any ResponseBodyWriter) async throws {
         var relay = StreamRelay(identity: plan.identity, endpoint: endpoint, clientWantsUsage: inference.includeUsage)
         let registrations = [client, stop].compactMap { $0?.onFire { events.cancel() } }
         defer { registrations.forEach { $0.cancel() } }
+        var charge: Bool { relay.outputChunks > 0 || relay.usage != nil }
         var next = first
-        var finished = first == nil
-        var outcome = BillingTicket.Outcome(status: .completed, reason: .stop, httpStatus: 200, charge: true)
+        var ending: RequestLifecycle.Event?
         do {
-            loop: while let payload = next {
-                let action = try relay.relay(payload)
+            while let payload = next {
+                let step = try relay.relay(payload)
                 ticket.record(usage: relay.usage, outputChunks: relay.outputChunks, outputBytes: relay.outputBytes)
-                switch action {
+                switch step {
                 case .forward(let bytes):
                     try await writer.write(ByteBuffer(bytes: bytes))
                 case .drop:
                     break
                 case .upstreamError(let error):
-                    events.cancel()
-                    outcome = .init(status: .failed, reason: .upstreamError, httpStatus: 200, charge: true)
-                    try await writer.write(ByteBuffer(bytes: SSE.errorEvent(error)))
-                    break loop
+                    ending = .upstreamErrorEvent(error, provider: providerName, charge: charge)
                 }
+                if ending != nil { break }
                 next = try await events.next()
-                finished = next == nil
-            }
-            if finished {
-                outcome.reason = relay.finishReason.map(EndReason.init(rawValue:)) ?? .stop
-                try await writer.write(ByteBuffer(bytes: SSE.done))
             }
         } catch {
-            events.cancel()
-            if stop.hasFired && client?.hasFired != true && ticket.interruptedByShutdown {
-                // Cut by a shutdown, not finished: an error event, never a clean [DONE].
-                outcome = .init(status: .cancelled, reason: .cancelled, httpStatus: 200, charge: true)
-                try? await writer.write(ByteBuffer(bytes: SSE.errorEvent(GatewayError.cutByShutdown.errorObject)))
-            } else if stop.hasFired && client?.hasFired != true {
-                outcome = .init(status: .cancelled, reason: .cancelled, httpStatus: 200, charge: true)
-                let usage = ticket.billableUsage(charge: relay.outputChunks > 0 || relay.usage != nil)
-                for chunk in relay.cancellationChunks(usage: usage) {
-                    try? await writer.write(ByteBuffer(bytes: SSE.event(chunk)))
-                }
-                try? await writer.write(ByteBuffer(bytes: SSE.done))
-            } else if error is CancellationError || client?.hasFired == true {
-                outcome = .init(status: .clientClosed, reason: .clientClosed, httpStatus: 200, charge: true)
-            } else {
-                let failure = UpstreamFailure.gatewayError(error, provider: providerName)
-                outcome = .init(status: .failed, reason: EndReason(rawValue: failure.code ?? "upstream_error"), httpStatus: 200, charge: true)
-                try? await writer.write(ByteBuffer(bytes: SSE.errorEvent(failure.errorObject)))
-            }
+            ending = event(for: error, charge: charge)
         }
-        outcome.charge = relay.outputChunks > 0 || relay.usage != nil
-        await ticket.settle(outcome)
-        if outcome.status == .clientClosed { throw CancellationError() }
+        let action = ticket.handle(ending ?? .upstreamEnded(finishReason: relay.finishReason, charge: charge))
+        switch action {
+        case .finish(let outcome):
+            try? await writer.write(ByteBuffer(bytes: SSE.done))
+            await ticket.settle(outcome)
+        case .finishStopped(let outcome):
+            events.cancel()
+            for chunk in relay.cancellationChunks(usage: ticket.billableUsage(charge: outcome.charge)) {
+                try? await writer.write(ByteBuffer(bytes: SSE.event(chunk)))
+            }
+            try? await writer.write(ByteBuffer(bytes: SSE.done))
+            await ticket.settle(outcome)
+        case .finishWithError(let error, let outcome):
+            events.cancel()
+            try? await writer.write(ByteBuffer(bytes: SSE.errorEvent(error)))
+            await ticket.settle(outcome)
+        case .abandon(let outcome), .fail(_, let outcome):
+            events.cancel()
+            await ticket.settle(outcome)
+            throw CancellationError()
+        case .none, .attempt, .tryNext:
+            events.cancel()
+        }
     }
 }

@@ -17,6 +17,7 @@ struct Relay: Sendable {
     let maxBodyBytes: Int
     let router: DeploymentRouter
     let limits: Limits
+    let clock: any GatewayClock
 
     /// How the caller named itself and the model: `Authorization: Bearer` and the body (`/v1/…`), or
     /// the seed service's path segments (`/llm_api/{openid}/{userid}/{AI_system}/v1/…`).
@@ -34,7 +35,7 @@ struct Relay: Sendable {
     func handle(_ endpoint: Endpoint, request: Request, context: GatewayRequestContext, style: CallStyle = .bearer)
         async throws -> Response
     {
-        let arrivedAt = ContinuousClock.now
+        let arrivedAt = clock.now
         let caller = try await billing.authenticator.authenticate(anyOf: [style.pathKey, request.bearerToken])
         let inference = try InferenceRequest(
             endpoint: endpoint, bytes: try await readBody(request), modelOverride: style.pathModel)
@@ -46,12 +47,14 @@ struct Relay: Sendable {
         }
         let candidates = router.candidates(for: model, endpoint: endpoint)
         guard let first = candidates.first else { throw GatewayError.internalError }
-        let plan = RelayPlan(inference: inference, model: model, deployment: first.deployment, provider: first.provider.config)
+        let plan = RelayPlan(
+            inference: inference, model: model, deployment: first.deployment, provider: first.provider.config,
+            created: Int(clock.unixSeconds))
         let endUser = style.pathUser ?? inference.body["user"]?.stringValue
         context.record?.identified(caller: caller, endUser: endUser, model: model, inference: inference)
         // Once per request: the rate limiter's token estimate, the hold and the metering all use it.
         let promptEstimate = TokenEstimate.prompt(of: inference.body, endpoint: inference.endpoint)
-        let admission = try limits.admit(
+        let admission = try await limits.admit(
             model: model, caller: caller, endUser: endUser, inference: inference, promptEstimate: promptEstimate)
         let limitHeaders = admission.snapshot.headers
         let requestID = plan.identity.id
@@ -61,6 +64,7 @@ struct Relay: Sendable {
             ticket = try await billing.admit(
                 plan: plan, inference: inference, promptEstimate: promptEstimate, model: model, caller: caller,
                 endUser: endUser, arrivedAt: arrivedAt,
+                requestLifecycle: router.lifecycle(for: candidates, model: model.name, arrivedAt: arrivedAt),
                 logger: context.logger, record: context.record,
                 onSettled: { settlement in
                     inFlight.unregister(id: requestID)
@@ -73,26 +77,25 @@ struct Relay: Sendable {
         let stop = Signal()
         inFlight.register(id: requestID, accountID: caller.account.id, endUser: endUser, stop: stop)
         let client = connections.connection(for: context.channel)
+        let cooldowns = router.cooldowns
         do {
             var response = try await router.serve(
-                candidates, model: model.name, arrivedAt: arrivedAt, ticket: ticket, signals: [client], stop: stop,
-                logger: context.logger
+                candidates, ticket: ticket, signals: [client], stop: stop, logger: context.logger
             ) { candidate in
                 Exchange(
                     plan: plan.retargeted(candidate.deployment, provider: candidate.provider.config, inference: inference),
                     inference: inference, provider: candidate.provider, ticket: ticket, client: client, stop: stop,
-                    logger: context.logger)
+                    logger: context.logger, answered: { cooldowns.succeeded(candidate.deployment.id) })
             }
             response.add(headers: limitHeaders)
             return response
         } catch {
+            // Every path above settles through the request's lifecycle; should one not have, the
+            // error settles it now (a settled lifecycle ignores this).
             let failure = UpstreamFailure.gatewayError(error, provider: first.provider.config.name)
             let gone = error is CancellationError || client?.hasFired == true
-            await ticket.settle(
-                .init(
-                    status: gone ? .clientClosed : .failed,
-                    reason: gone ? .clientClosed : EndReason(rawValue: failure.code ?? "error"),
-                    httpStatus: gone ? 499 : failure.httpStatus, charge: false))
+            let action = ticket.handle(gone ? .clientGone(charge: false) : .upstreamFailed(failure, charge: false))
+            if let outcome = action.outcome { await ticket.settle(outcome) }
             throw failure.adding(headers: limitHeaders)
         }
     }
@@ -145,10 +148,13 @@ struct RelayPlan: Sendable {
     let identity: ResponseIdentity
     let deployment: String
 
-    init(inference: InferenceRequest, model: ModelConfig, deployment: ModelConfig.Deployment, provider: ProviderConfig) {
+    init(
+        inference: InferenceRequest, model: ModelConfig, deployment: ModelConfig.Deployment, provider: ProviderConfig,
+        created: Int
+    ) {
         self.init(
             inference: inference, deployment: deployment, provider: provider,
-            identity: .make(for: inference.endpoint, model: model.name, created: Int(Date().timeIntervalSince1970)))
+            identity: .make(for: inference.endpoint, model: model.name, created: created))
     }
 
     private init(

@@ -1,9 +1,7 @@
-import SwitchyardCore
-
 /// How upstream failures reach the client. Before the first byte they are an HTTP error; once a
 /// stream has begun they become its last event.
-enum UpstreamFailure {
-    static func gatewayError(_ error: any Error, provider: String) -> GatewayError {
+public enum UpstreamFailure {
+    public static func gatewayError(_ error: any Error, provider: String) -> GatewayError {
         switch error {
         case let error as GatewayError: return error
         case let error as UpstreamError:
@@ -22,7 +20,7 @@ enum UpstreamFailure {
     /// upstream's own status and message: the request itself was refused. 401/403 mean the gateway's
     /// credentials for the upstream are wrong, which the caller cannot fix, and 5xx mean the upstream
     /// broke: both become 502.
-    static func fromStatus(_ status: Int, body: [UInt8], headers: [(name: String, value: String)], provider: String)
+    public static func fromStatus(_ status: Int, body: [UInt8], headers: [(name: String, value: String)], provider: String)
         -> GatewayError
     {
         let object = (try? JSONValue.parse(body))?["error"]?.objectValue
