@@ -37,10 +37,11 @@ public func serve(
     )
     let grace = config.server.shutdownGrace
     // Shut down in reverse: the drain first (the server still answers, with 503), then the server,
-    // then the database.
+    // then the ledger writer (writing the settlements of the requests that just ended), then the
+    // database.
     var configuration = ServiceGroupConfiguration(
         services: [
-            .init(service: store), .init(service: app),
+            .init(service: store), .init(service: store.ledgerWriter), .init(service: app),
             .init(service: DrainService(lifecycle: lifecycle, grace: grace, logger: logger)),
         ],
         gracefulShutdownSignals: [.sigterm, .sigint],

@@ -1,86 +1,199 @@
+import ServiceLifecycle
 import Synchronization
 import SwitchyardCore
 
-/// One of the two billing writes every request makes.
-enum BillingWrite: Sendable {
-    case hold(LedgerOpen)
-    case settle(LedgerSettlement)
-
-    var requestID: String {
-        switch self {
-        case .hold(let open): open.requestID
-        case .settle(let settlement): settlement.requestID
-        }
-    }
-}
-
-/// What a `BillingWrite` came to.
-enum BillingWriteResult: Sendable {
-    case held(HoldOutcome)
-    case settled(Money?)
-}
-
-/// Group commit for the hot billing writes: a hold before every request and a settlement after it.
+/// The ledger writer: group commit for the hot billing writes, a hold before every request and a
+/// settlement after it.
 ///
-/// Writes queue here; one batch at a time goes to the database, taking everything queued when it
-/// starts. An idle gateway sends each write on its own at once (no timer, no added wait); under load
-/// the writes that arrive while a batch commits share the next one, so the cost of a transaction
-/// (and, on SQLite, of each statement's trip to the database thread) is paid per batch rather than
-/// per request. Every write still gets its own answer, and none is acknowledged before its batch
-/// committed, so nothing is lost that a caller was told had happened.
-final class GroupCommit: Sendable {
+/// Writes queue here; `run()` takes one batch at a time to the database — everything queued when it
+/// starts — and, when the queue is empty, waits on a continuation that the next write resumes (no
+/// timer, no polling: an idle gateway writes each write at once, at the cost of one wake-up). Under
+/// load the writes that arrive while a batch commits share the next one, so the cost of a
+/// transaction is paid per batch rather than per request. Every write gets its own answer, and none
+/// is acknowledged before its batch committed.
+///
+/// As a `Service` it drains on graceful shutdown (or cancellation): every write queued until then is
+/// written and answered, later ones fail with `SQLStoreError.closed`. Register it after the store
+/// (whose connections must outlive it) and before whatever submits writes.
+///
+/// The CLI and the tests use the store without a `ServiceGroup`. Rather than have every such caller
+/// run the writer (and hang when one forgets), a write that finds `run()` not started starts a drain
+/// task itself, as group commit did before it was a Service; once `run()` starts it takes over, and
+/// the store's `close()` drains through `finish()` either way.
+final class GroupCommit: Service, Sendable {
     typealias Runner = @Sendable ([BillingWrite]) async -> [Result<BillingWriteResult, any Error>]
+    typealias Completion = @Sendable (Result<BillingWriteResult, any Error>) -> Void
 
-    private struct Pending {
+    private struct Pending: Sendable {
         var write: BillingWrite
-        var continuation: CheckedContinuation<BillingWriteResult, any Error>
+        var completion: Completion
+    }
+
+    private enum Phase {
+        /// `run()` not called (yet): the fallback drain task writes.
+        case unstarted
+        case running
+        /// Shutting down: what is queued is still written, then the loop ends.
+        case stopping
+        /// Writes are refused.
+        case stopped
+    }
+
+    /// What the writer's loop does next.
+    private enum Step: Sendable {
+        case write([Pending])
+        case finish
     }
 
     private struct State {
+        var phase = Phase.unstarted
         var queue: [Pending] = []
-        var draining = false
+        var fallbackDraining = false
+        /// The loop, parked on an empty queue; resumed with nil ("look again").
+        var waiter: CheckedContinuation<Step?, Never>?
+
+        mutating func takeBatch(_ maxBatch: Int) -> [Pending] {
+            let count = min(queue.count, maxBatch)
+            defer { queue.removeFirst(count) }
+            return Array(queue.prefix(count))
+        }
+
+        mutating func takeWaiter() -> CheckedContinuation<Step?, Never>? {
+            defer { waiter = nil }
+            return waiter
+        }
+
+        /// nil: wait. The loop never writes while the fallback task does, so batches stay in order.
+        mutating func nextStep(_ maxBatch: Int) -> Step? {
+            guard !fallbackDraining else { return nil }
+            if !queue.isEmpty { return .write(takeBatch(maxBatch)) }
+            guard phase == .stopping else { return nil }
+            phase = .stopped
+            return .finish
+        }
     }
 
     /// Bounds one transaction's size (and its statements' bind counts).
     let maxBatch: Int
     private let state = Mutex(State())
-    private let run: Runner
+    private let commit: Runner
+    /// Open once `run()` has started (tests wait for it).
+    let started = Latch()
+    private let stopped = Latch()
 
-    init(maxBatch: Int = 128, run: @escaping Runner) {
+    init(maxBatch: Int = 128, commit: @escaping Runner) {
         self.maxBatch = maxBatch
-        self.run = run
+        self.commit = commit
     }
 
     /// Not cancellable: once queued, a write happens, and its caller hears how it went.
     func submit(_ write: BillingWrite) async throws -> BillingWriteResult {
         try await withCheckedThrowingContinuation { continuation in
-            let startDrain = state.withLock { state -> Bool in
-                state.queue.append(Pending(write: write, continuation: continuation))
-                guard !state.draining else { return false }
-                state.draining = true
-                return true
-            }
-            if startDrain {
-                Task { await self.drain() }
-            }
+            enqueue(write) { continuation.resume(with: $0) }
         }
+    }
+
+    /// Queues `write` without waiting, for code that cannot await; `completion` runs once, with the
+    /// write's answer, after its batch committed (or at once with `SQLStoreError.closed`).
+    func enqueue(_ write: BillingWrite, completion: @escaping Completion) {
+        enum Next { case nothing, wake(CheckedContinuation<Step?, Never>), startFallback, refuse }
+        let next = state.withLock { state -> Next in
+            guard state.phase != .stopped else { return .refuse }
+            state.queue.append(Pending(write: write, completion: completion))
+            guard state.phase == .unstarted else { return state.takeWaiter().map(Next.wake) ?? .nothing }
+            guard !state.fallbackDraining else { return .nothing }
+            state.fallbackDraining = true
+            return .startFallback
+        }
+        switch next {
+        case .nothing: break
+        case .wake(let waiter): waiter.resume(returning: nil)
+        case .startFallback: Task { await self.drainWithoutService() }
+        case .refuse: completion(.failure(SQLStoreError.closed))
+        }
+    }
+
+    func run() async throws {
+        let first = state.withLock { state -> Bool in
+            guard state.phase == .unstarted else { return false }
+            state.phase = .running
+            return true
+        }
+        guard first else { return await stopped.wait() }
+        started.open()
+        await withTaskCancellationOrGracefulShutdownHandler {
+            await drain()
+        } onCancelOrGracefulShutdown: {
+            self.stop()
+        }
+    }
+
+    /// Stops taking writes once those queued are written, and returns when they are: the running
+    /// service drains them; without one they are drained here.
+    func finish() async {
+        let drainHere = state.withLock { state -> Bool in
+            guard state.phase == .unstarted else { return false }
+            state.phase = .stopping
+            return true
+        }
+        if drainHere { return await drain() }
+        stop()
+        await stopped.wait()
+    }
+
+    private func stop() {
+        let waiter = state.withLock { state -> CheckedContinuation<Step?, Never>? in
+            guard state.phase == .running else { return nil }
+            state.phase = .stopping
+            return state.takeWaiter()
+        }
+        waiter?.resume(returning: nil)
     }
 
     private func drain() async {
         while true {
-            let batch = state.withLock { state -> [Pending] in
-                let count = min(state.queue.count, maxBatch)
-                let batch = Array(state.queue.prefix(count))
-                state.queue.removeFirst(count)
-                if batch.isEmpty { state.draining = false }
-                return batch
+            switch await nextStep() {
+            case .write(let batch): await write(batch)
+            case .finish: return stopped.open()
             }
-            guard !batch.isEmpty else { return }
-            let results = await run(batch.map(\.write))
-            for (index, pending) in batch.enumerated() {
-                pending.continuation.resume(
-                    with: index < results.count ? results[index] : .failure(SQLStoreError.corruptValue("batch result missing")))
+        }
+    }
+
+    private func nextStep() async -> Step {
+        while true {
+            let step: Step? = await withCheckedContinuation { continuation in
+                let step = state.withLock { state -> Step? in
+                    if let step = state.nextStep(maxBatch) { return step }
+                    state.waiter = continuation
+                    return nil
+                }
+                if let step { continuation.resume(returning: step) }
             }
+            if let step { return step }
+        }
+    }
+
+    private func drainWithoutService() async {
+        while true {
+            let (batch, waiter) = state.withLock { state -> ([Pending]?, CheckedContinuation<Step?, Never>?) in
+                if state.phase == .unstarted && !state.queue.isEmpty { return (state.takeBatch(maxBatch), nil) }
+                // Empty, or `run()` / `finish()` started meanwhile: the queue is theirs now.
+                state.fallbackDraining = false
+                return (nil, state.takeWaiter())
+            }
+            guard let batch else {
+                waiter?.resume(returning: nil)
+                return
+            }
+            await write(batch)
+        }
+    }
+
+    private func write(_ batch: [Pending]) async {
+        let results = await commit(batch.map(\.write))
+        for (index, pending) in batch.enumerated() {
+            pending.completion(
+                index < results.count ? results[index] : .failure(SQLStoreError.corruptValue("batch result missing")))
         }
     }
 }

@@ -10,7 +10,8 @@ import Synchronization
 /// PostgreSQL (shared by several replicas). Every method runs as one transaction.
 ///
 /// As a `Service` it waits for graceful shutdown and then closes its connections, so register it
-/// before the services that use it: ServiceLifecycle shuts services down in reverse order.
+/// before the services that use it, its `ledgerWriter` included: ServiceLifecycle shuts services
+/// down in reverse order.
 public final class SQLBillingStore: BillingStore, Service, Sendable {
     let runner: any TransactionRunner
     let logger: Logger
@@ -18,18 +19,22 @@ public final class SQLBillingStore: BillingStore, Service, Sendable {
     let commits: GroupCommit
     /// On a SQLite file, where holds and settlements are written (see `SQLiteHotPath`).
     let hotPath: SQLiteHotPath?
-    private let closing = Mutex<Task<Void, Never>?>(nil)
+    /// `close()` runs once; later and concurrent calls wait for it.
+    private let closeStarted = Atomic(false)
+    private let closed = Latch()
 
     private init(runner: any TransactionRunner, hotPath: SQLiteHotPath? = nil, logger: Logger) {
         self.runner = runner
         self.hotPath = hotPath
         self.logger = logger
-        if let hotPath {
-            self.commits = GroupCommit { writes in await hotPath.apply(writes) }
-        } else {
-            self.commits = GroupCommit { writes in await SQLBillingStore.apply(writes, runner: runner, logger: logger) }
-        }
+        let executor: any BillingBatchExecutor = hotPath ?? SQLKitBatchExecutor(runner: runner)
+        self.commits = GroupCommit { writes in await executor.apply(writes, logger: logger) }
     }
+
+    /// The ledger writer (holds and settlements), to run in the same `ServiceGroup` after the store
+    /// and before the services that bill: on shutdown it drains after they stopped and before the
+    /// store closes its connections. Without a group the store writes all the same (see `GroupCommit`).
+    public var ledgerWriter: any Service { commits }
 
     /// Opens the store named by the config's `database` string: `sqlite:PATH` (the file is created
     /// when missing) or `postgres://user:pass@host:port/db` (also `postgresql://`). Postgres
@@ -60,21 +65,14 @@ public final class SQLBillingStore: BillingStore, Service, Sendable {
         await close()
     }
 
-    /// Waits for the transactions in flight, then closes the connections. Later calls to the store
-    /// throw `SQLStoreError.closed`.
+    /// Writes the holds and settlements already queued, waits for the transactions in flight, then
+    /// closes the connections. Later calls to the store throw `SQLStoreError.closed`.
     public func close() async {
-        let task = closing.withLock { task in
-            if let task { return task }
-            let runner = self.runner
-            let hotPath = self.hotPath
-            let newTask = Task {
-                await hotPath?.close()
-                await runner.shutdown()
-            }
-            task = newTask
-            return newTask
-        }
-        await task.value
+        guard !closeStarted.exchange(true, ordering: .acquiringAndReleasing) else { return await closed.wait() }
+        await commits.finish()
+        await hotPath?.close()
+        await runner.shutdown()
+        closed.open()
     }
 
     public func migrate() async throws {

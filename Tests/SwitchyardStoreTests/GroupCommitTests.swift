@@ -1,4 +1,5 @@
 import Logging
+import ServiceLifecycle
 import Synchronization
 import SwitchyardCore
 import Testing
@@ -12,12 +13,14 @@ extension SQLBillingStoreTests {
     @Test(arguments: Backend.available)
     func aBatchEqualsTheSameWritesOneAtATime(_ backend: Backend) async throws {
         try await withStore(backend) { store, batchFixture in
-            enum Way { case batch, alone, hotPath }
-            // The SQLKit batch, the SQLKit one-at-a-time path, and on SQLite the direct hot path.
+            enum Way { case batch, alone, hotPath, hotPathAlone }
+            // Both executors of `BillingBatch`: SQLKit as one batch and as batches of one, and on
+            // SQLite the direct hot path, likewise.
             var ways: [(Fixture, Way)] = [(batchFixture, .batch), (Fixture(), .alone)]
-            if store.hotPath != nil { ways.append((Fixture(), .hotPath)) }
+            if store.hotPath != nil { ways += [(Fixture(), .hotPath), (Fixture(), .hotPathAlone)] }
             var outcomes: [[String]] = []
             var states: [[String]] = []
+            let logger = Logger(label: "test")
             for (fixture, way) in ways {
                 try await store.createAccount(fixture.account("a", balance: 1_000))
                 try await store.createAccount(fixture.account("b", balance: 5_000))
@@ -42,23 +45,22 @@ extension SQLBillingStoreTests {
                     .settle(routed),
                     .hold(fixture.open("r6", account: "b", hold: 10)),
                     .hold(fixture.open("r7", account: "a", hold: 300)),
+                    // Opened in this batch, settled in it.
+                    .settle(fixture.settlement("r1", account: "a", hold: 600, cost: 50)),
                 ]
-                let results: [Result<BillingWriteResult, any Error>]
+                let sqlKit = SQLKitBatchExecutor(runner: store.runner)
+                var results: [Result<BillingWriteResult, any Error>] = []
                 switch way {
-                case .hotPath:
-                    results = try await #require(store.hotPath).apply(writes)
                 case .batch:
-                    // The batch path itself (`apply` would fall back to one at a time if it failed).
-                    let backend = store.runner.backend
-                    results = try await store.runner.transaction { database in
-                        try await SQLBillingStore.applyBatch(writes, backend: backend, in: database)
-                    }
+                    // `execute`, not `apply`: the batch itself, with no fallback to one at a time.
+                    results = try await sqlKit.execute(writes).map { $0.mapError { $0 } }
                 case .alone:
-                    var alone: [Result<BillingWriteResult, any Error>] = []
-                    for write in writes {
-                        alone.append(contentsOf: await SQLBillingStore.apply([write], runner: store.runner, logger: Logger(label: "test")))
-                    }
-                    results = alone
+                    for write in writes { results += await sqlKit.apply([write], logger: logger) }
+                case .hotPath:
+                    results = try await #require(store.hotPath).execute(writes).map { $0.mapError { $0 } }
+                case .hotPathAlone:
+                    let hotPath = try #require(store.hotPath)
+                    for write in writes { results += await hotPath.apply([write], logger: logger) }
                 }
                 outcomes.append(results.map { result in
                     switch result {
@@ -91,10 +93,10 @@ extension SQLBillingStoreTests {
             #expect(outcomes[0] == [
                 "settled 0.0001", "held held", "held insufficient(available: 0.0003)",
                 "held accountInactive", "held accountInactive", "error BillingStoreError", "settled nil", "settled nil",
-                "settled 0.005", "held insufficient(available: 0.00)", "held held",
+                "settled 0.005", "held insufficient(available: 0.00)", "held held", "settled 0.00005",
             ])
             #expect(states[0].prefix(3) == [
-                "a balance 900 held 900", "b balance 0 held 0", "s balance 1000 held 0",
+                "a balance 850 held 300", "b balance 0 held 0", "s balance 1000 held 0",
             ])
             #expect(states[0].contains {
                 $0.hasPrefix("-r5 completed cost 5000 hold 50 deployment backup/qwen attempts local/qwen:connect_error,backup/qwen:ok")
@@ -130,12 +132,15 @@ extension SQLBillingStoreTests {
     }
 }
 
-/// The queue on its own, with a runner that takes its time: writes that arrive while a batch runs
-/// share the next one, every write gets its own answer, and a write on a quiet queue goes alone.
-@Suite struct GroupCommitQueueTests {
-    @Test func writesArrivingDuringABatchShareTheNextAndEachIsAnswered() async throws {
+/// The ledger writer on its own, with a commit that takes its time: writes that arrive while a batch
+/// runs share the next one, every write gets its own answer, a write on a quiet queue goes alone, and
+/// a shutdown writes what was queued and refuses the rest — as a Service and without one.
+@Suite(.timeLimit(.minutes(1))) struct GroupCommitQueueTests {
+    /// Answers a hold with its amount, so each caller can check it got its own answer.
+    final class SlowCommit: Sendable {
         let batches = Mutex<[Int]>([])
-        let commits = GroupCommit { writes in
+
+        func commit(_ writes: [BillingWrite]) async -> [Result<BillingWriteResult, any Error>] {
             batches.withLock { $0.append(writes.count) }
             try? await Task.sleep(for: .milliseconds(20))
             return writes.map { write in
@@ -143,32 +148,97 @@ extension SQLBillingStoreTests {
                 return .success(.settled(open.hold))
             }
         }
-        func open(_ index: Int) -> LedgerOpen {
-            LedgerOpen(
-                requestID: "r\(index)", accountID: "a", keyID: "k", endUser: nil, model: "m", deployment: "d",
-                hold: Money(micros: Int64(index)), instance: "i", startedAt: 0)
+    }
+
+    static func open(_ index: Int) -> LedgerOpen {
+        LedgerOpen(
+            requestID: "r\(index)", accountID: "a", keyID: "k", endUser: nil, model: "m", deployment: "d",
+            hold: Money(micros: Int64(index)), instance: "i", startedAt: 0)
+    }
+
+    /// The writer in a group of its own, `body` while it runs, then a graceful shutdown.
+    static func whileServing(_ commits: GroupCommit, _ body: () async throws -> Void) async throws {
+        var logger = Logger(label: "store-tests")
+        logger.logLevel = .warning
+        let group = ServiceGroup(services: [commits], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            await commits.started.wait()
+            try await body()
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
         }
-        let answers = try await withThrowingTaskGroup(of: (Int, Int64?).self) { group in
-            for index in 0..<50 {
-                group.addTask {
-                    guard case .settled(let money) = try await commits.submit(.hold(open(index))) else { return (index, nil) }
-                    return (index, money?.micros)
+    }
+
+    @Test(arguments: [true, false])
+    func writesArrivingDuringABatchShareTheNextAndEachIsAnswered(asService: Bool) async throws {
+        let slow = SlowCommit()
+        let commits = GroupCommit(commit: slow.commit)
+        let exercise = {
+            let answers = try await withThrowingTaskGroup(of: (Int, Int64?).self) { group in
+                for index in 0..<50 {
+                    group.addTask {
+                        guard case .settled(let money) = try await commits.submit(.hold(Self.open(index))) else {
+                            return (index, nil)
+                        }
+                        return (index, money?.micros)
+                    }
+                }
+                return try await group.reduce(into: [Int: Int64?]()) { $0[$1.0] = $1.1 }
+            }
+            // Each caller got the answer to its own write.
+            #expect(answers.count == 50)
+            #expect(answers.allSatisfy { $0.value == Int64($0.key) })
+            let sizes = slow.batches.withLock { $0 }
+            #expect(sizes.reduce(0, +) == 50)
+            #expect(sizes.count < 50)
+            #expect(sizes.max() ?? 0 > 1)
+
+            // Quiet again: a lone write is a batch of one.
+            try await Task.sleep(for: .milliseconds(50))
+            _ = try await commits.submit(.hold(Self.open(99)))
+            #expect(slow.batches.withLock { $0.last } == 1)
+            #expect(slow.batches.withLock { $0.reduce(0, +) } == 51)
+        }
+        if asService {
+            try await Self.whileServing(commits, exercise)
+        } else {
+            try await exercise()
+            await commits.finish()
+        }
+        await #expect(throws: SQLStoreError.closed) { try await commits.submit(.hold(Self.open(100))) }
+    }
+
+    /// Writes queued before the shutdown, most of them behind a batch in progress, are all written
+    /// and answered; a write after the writer stopped fails at once rather than waiting forever.
+    @Test(arguments: [true, false])
+    func shutdownWritesWhatIsQueuedAndRefusesTheRest(asService: Bool) async throws {
+        let slow = SlowCommit()
+        let commits = GroupCommit(maxBatch: 8, commit: slow.commit)
+        let answers = Mutex<[Int: Int64]>([:])
+        let enqueueAll = {
+            for index in 0..<40 {
+                commits.enqueue(.hold(Self.open(index))) { result in
+                    guard case .success(.settled(let money?)) = result else { return }
+                    answers.withLock { $0[index] = money.micros }
                 }
             }
-            return try await group.reduce(into: [Int: Int64?]()) { $0[$1.0] = $1.1 }
         }
-        // Each caller got the answer to its own write.
-        #expect(answers.count == 50)
-        #expect(answers.allSatisfy { $0.value == Int64($0.key) })
-        let sizes = batches.withLock { $0 }
-        #expect(sizes.reduce(0, +) == 50)
-        #expect(sizes.count < 50)
-        #expect(sizes.max() ?? 0 > 1)
+        if asService {
+            try await Self.whileServing(commits) { enqueueAll() }
+        } else {
+            enqueueAll()
+            await commits.finish()
+        }
+        #expect(answers.withLock { $0 } == Dictionary(uniqueKeysWithValues: (0..<40).map { ($0, Int64($0)) }))
+        #expect(slow.batches.withLock { $0.reduce(0, +) } == 40)
 
-        // Quiet again: a lone write is a batch of one.
-        try await Task.sleep(for: .milliseconds(50))
-        _ = try await commits.submit(.hold(open(99)))
-        #expect(batches.withLock { $0.last } == 1)
-        #expect(batches.withLock { $0.reduce(0, +) } == 51)
+        let late = Mutex<(any Error)?>(nil)
+        commits.enqueue(.hold(Self.open(41))) { result in
+            if case .failure(let error) = result { late.withLock { $0 = error } }
+        }
+        #expect(late.withLock { $0 as? SQLStoreError } == .closed)
+        await #expect(throws: SQLStoreError.closed) { try await commits.submit(.hold(Self.open(42))) }
+        #expect(slow.batches.withLock { $0.reduce(0, +) } == 40)
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import SwitchyardCore
 import SwitchyardStore
+import Synchronization
 import Testing
 
 extension SQLBillingStoreTests {
@@ -77,20 +78,44 @@ extension SQLBillingStoreTests {
         }
     }
 
+    /// In the gateway's order: the ledger writer after the store, so on shutdown it writes the
+    /// settlements handed over until then before the store closes; later ones are refused.
     @Test(arguments: Backend.available)
     func itRunsAsAServiceAndClosesOnGracefulShutdown(_ backend: Backend) async throws {
-        try await withStore(backend) { store, fixture in
-            try await store.createAccount(fixture.account("a", balance: 1))
+        try await withStore(backend, runWriter: false) { store, fixture in
+            try await store.createAccount(fixture.account("a", balance: 10_000))
             var logger = Logger(label: "store-tests")
             logger.logLevel = .warning
-            let group = ServiceGroup(services: [store], logger: logger)
+            let group = ServiceGroup(services: [store, store.ledgerWriter], logger: logger)
+            let captures = Mutex<[Int: Money]>([:])
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
-                #expect(try await store.account(id: fixture.id("a"))?.balance == Money(micros: 1))
+                for index in 0..<20 {
+                    #expect(try await store.openHold(fixture.open("r\(index)", account: "a", hold: 100)) == .held)
+                }
+                // Handed over without waiting, as a deinit would, just before the signal.
+                for index in 0..<20 {
+                    store.settleEventually(fixture.settlement("r\(index)", account: "a", hold: 100, cost: 10)) { result in
+                        if case .success(let capture?) = result { captures.withLock { $0[index] = capture } }
+                    }
+                }
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }
+            #expect(captures.withLock { $0 } == Dictionary(uniqueKeysWithValues: (0..<20).map { ($0, Money(micros: 10)) }))
             await #expect(throws: SQLStoreError.closed) { try await store.account(id: fixture.id("a")) }
+            await #expect(throws: SQLStoreError.closed) { try await store.openHold(fixture.open("late", account: "a", hold: 1)) }
+            let refused = Mutex<(any Error)?>(nil)
+            store.settleEventually(fixture.settlement("r0", account: "a", hold: 100, cost: 10)) { result in
+                if case .failure(let error) = result { refused.withLock { $0 = error } }
+            }
+            #expect(refused.withLock { $0 as? SQLStoreError } == .closed)
+
+            let reopened = try await openStore(fixture.url)
+            let account = try await reopened.account(id: fixture.id("a"))
+            await reopened.close()
+            #expect(account?.balance == Money(micros: 10_000 - 20 * 10))
+            #expect(account?.held == .zero)
         }
     }
 

@@ -20,8 +20,11 @@ enum Backend: String, Sendable, CustomTestStringConvertible {
 }
 
 /// A fresh store for one test. SQLite gets its own file; on Postgres tests share one database (and
-/// run in parallel), so they use unique ids — see `Fixture`.
-func withStore(_ backend: Backend, _ body: (SQLBillingStore, Fixture) async throws -> Void) async throws {
+/// run in parallel), so they use unique ids — see `Fixture`. Its ledger writer runs as a service, as in
+/// the gateway, unless `runWriter` is false (the test runs it itself, or tests the store without it).
+func withStore(
+    _ backend: Backend, runWriter: Bool = true, _ body: (SQLBillingStore, Fixture) async throws -> Void
+) async throws {
     let url: String
     var files: [String] = []
     switch backend {
@@ -36,14 +39,19 @@ func withStore(_ backend: Backend, _ body: (SQLBillingStore, Fixture) async thro
         for file in files { try? FileManager.default.removeItem(atPath: file) }
     }
     let store = try await openStore(url)
-    do {
-        try await store.migrate()
-        try await body(store, Fixture(url: url))
-    } catch {
+    try await withThrowingTaskGroup(of: Void.self) { writer in
+        // `close()` drains the writer and ends its `run()`.
+        if runWriter { writer.addTask { try await store.ledgerWriter.run() } }
+        do {
+            try await store.migrate()
+            try await body(store, Fixture(url: url))
+        } catch {
+            await store.close()
+            throw error
+        }
         await store.close()
-        throw error
+        try await writer.waitForAll()
     }
-    await store.close()
 }
 
 func openStore(_ url: String) async throws -> SQLBillingStore {

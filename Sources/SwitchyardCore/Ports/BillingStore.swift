@@ -35,6 +35,10 @@ public protocol BillingStore: Sendable {
     /// releases the hold, atomically. Exactly once: a row that is no longer running is left alone and
     /// nil is returned; otherwise the amount captured.
     func settle(_ settlement: LedgerSettlement) async throws -> Money?
+    /// `settle` for code that cannot await (a `deinit`): hands the settlement over without waiting or
+    /// spawning a task; `completion` runs once with what `settle` would have returned or thrown.
+    /// Settlements handed over before the store shuts down are written; later ones fail.
+    func settleEventually(_ settlement: LedgerSettlement, completion: @escaping @Sendable (Result<Money?, any Error>) -> Void)
     /// Releases the holds of this instance's rows still `running` (left by a crash), marking them
     /// `interrupted` with no charge. Returns how many.
     func recoverInterrupted(instance: String, at: Int64) async throws -> Int
