@@ -22,13 +22,16 @@ public struct GatewayDependencies: Sendable {
     public var lifecycle: GatewayLifecycle
     /// Where time is read (billing, auth, routing, limits); tests pass a `ManualClock`.
     public var clock: any GatewayClock
+    /// How providers are made, by kind.
+    public var providerFactory: ProviderFactory
 
     public init(
         eventLoopGroup: any EventLoopGroup, logger: Logger, store: any BillingStore, instance: String,
         adminDigest: [UInt8]?, metrics: GatewayMetrics = GatewayMetrics(), lifecycle: GatewayLifecycle = GatewayLifecycle(),
-        clock: any GatewayClock = SystemClock()
+        clock: any GatewayClock = SystemClock(), providerFactory: ProviderFactory = .standard
     ) {
         self.clock = clock
+        self.providerFactory = providerFactory
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.store = store
@@ -45,7 +48,8 @@ public func buildApplication(
     dependencies: GatewayDependencies,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    let providers = Providers(configs: config.providers, eventLoopGroup: dependencies.eventLoopGroup)
+    let providers = Providers(
+        configs: config.providers, eventLoopGroup: dependencies.eventLoopGroup, factory: dependencies.providerFactory)
     let connections = ClientConnections()
     let catalog = Catalog(models: config.models)
     let clock = dependencies.clock

@@ -82,6 +82,7 @@ struct GatewayHarness {
     /// `configure` adjusts the config above (routing, limits, more providers and models) before the app starts.
     static func run(
         balance: String = "1000.00", database: Database = .sqlite, logLevel: Logger.Level = .info,
+        clock: any GatewayClock = SystemClock(), providerFactory: ProviderFactory = .standard,
         configure: @Sendable (inout Config, _ accountID: String) -> Void = { _, _ in },
         _ body: @Sendable (GatewayHarness) async throws -> Void
     ) async throws {
@@ -120,7 +121,7 @@ struct GatewayHarness {
                 dependencies: .init(
                     eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger, store: store,
                     instance: "test", adminDigest: Array(SHA256.hash(data: Array("sk-admin-test".utf8))),
-                    metrics: metrics, lifecycle: lifecycle)
+                    metrics: metrics, lifecycle: lifecycle, clock: clock, providerFactory: providerFactory)
             )
             try await app.test(.live) { client in
                 let harness = GatewayHarness(

@@ -179,30 +179,28 @@ import Testing
 
     @Test func aFailingDeploymentCoolsDownOnTimeAndIsProbedAgainAfterwards() async throws {
         let cooldown = RoutingConfig.Cooldown(failures: 2, duration: .seconds(1))
-        try await GatewayHarness.run(configure: { config, _ in Self.configure(&config, cooldown: cooldown) }) { gateway in
+        // Time moves only when the test says so: the cooldown's edges are exact, with no sleeping.
+        let clock = ManualClock()
+        try await GatewayHarness.run(clock: clock, configure: { config, _ in Self.configure(&config, cooldown: cooldown) }) {
+            gateway in
             let failA = #""fake":{"models":{"upstream-a":{"status":500}}}"#
             for _ in 0..<2 {
                 #expect(try await gateway.post("/v1/chat/completions", chat("r", extra: failA)).status == 200)
             }
-            let cooledAt = ContinuousClock.now
             gateway.upstream.clearRequests()
-            // Cooling: skipped, even by requests it would now answer; then probed and back in use.
-            var skipped = 0
-            var recovered: Duration?
-            while recovered == nil, ContinuousClock.now - cooledAt < .seconds(5) {
+            // Cooling: skipped, even by requests it would now answer...
+            for _ in 0..<3 {
                 #expect(try await gateway.post("/v1/chat/completions", chat("r")).status == 200)
-                if upstreamModels(gateway).last == "upstream-a" {
-                    recovered = ContinuousClock.now - cooledAt
-                } else {
-                    skipped += 1
-                    try await Task.sleep(for: .milliseconds(50))
-                }
             }
-            let after = try #require(recovered)
-            print("cooldown: 2 failures cooled upstream-a for 1 s; \(skipped) requests skipped it; back in use \(after) later")
-            #expect(skipped >= 3)
-            // The cooldown began at the second failure, a moment before `cooledAt`.
-            #expect(after >= .milliseconds(900) && after < .milliseconds(1600))
+            clock.advance(by: .milliseconds(999))
+            #expect(try await gateway.post("/v1/chat/completions", chat("r")).status == 200)
+            #expect(upstreamModels(gateway) == Array(repeating: "upstream-b", count: 4))
+            // ...until the cooldown has run its second: then probed and back in use.
+            clock.advance(by: .milliseconds(1))
+            #expect(try await gateway.post("/v1/chat/completions", chat("r")).status == 200)
+            #expect(upstreamModels(gateway).last == "upstream-a")
+            #expect(try await gateway.post("/v1/chat/completions", chat("r")).status == 200)
+            #expect(upstreamModels(gateway).last == "upstream-a")
             let row = try #require(try await gateway.ledger().first)
             #expect(row.open.deployment == "fake/upstream-a")
         }

@@ -64,10 +64,9 @@ final class BillingTicket: Sendable {
         }
         guard let report else { return }
         onSettled(report.settlement)
+        // No task from a deinit: the settlement is handed to the ledger writer's queue.
         let onReport = self.onReport
-        let store = self.store
-        let logger = self.logger
-        Task { onReport(report, await Self.write(report.settlement, to: store, logger: logger)) }  // MERGE: settleEventually
+        store.settleEventually(report.settlement) { result in onReport(report, try? result.get()) }
     }
 
     // MARK: the lifecycle
