@@ -86,6 +86,9 @@ public protocol Provider: Sendable {
     /// `load_ms` apart from queueing and generation, and never bills. Throws `UpstreamError` (or a
     /// `GatewayError`) when it cannot get ready; cancelling the calling task stops the wait.
     func prepare(logger: Logger) async throws -> Duration
+    /// Whether `prepare` can have anything to do; when false the relay does not call it (a remote
+    /// upstream is always ready, and a request should not pay for asking).
+    var prepares: Bool { get }
     /// Sends one request. Throws `UpstreamError` when no HTTP answer came; a non-2xx answer is a
     /// response. Cancelling the calling task, or the returned events, cancels the upstream request.
     func send(_ request: UpstreamRequest, logger: Logger) async throws -> UpstreamResponse
@@ -94,4 +97,5 @@ public protocol Provider: Sendable {
 extension Provider {
     /// A remote upstream is always ready.
     public func prepare(logger: Logger) async throws -> Duration { .zero }
+    public var prepares: Bool { false }
 }

@@ -59,8 +59,10 @@ struct Exchange: Sendable {
         let provider = self.provider
         let upstreamRequest = plan.upstream
         let logger = self.logger
-        let load = try await untilSignalled([client, stop]) { try await provider.prepare(logger: logger) }
-        if load > .zero { ticket.recordLoad(load) }
+        if provider.prepares {
+            let load = try await untilSignalled([client, stop]) { try await provider.prepare(logger: logger) }
+            if load > .zero { ticket.recordLoad(load) }
+        }
         ticket.markSent()
         let upstream = try await untilSignalled([client, stop]) { try await provider.send(upstreamRequest, logger: logger) }
         switch upstream.body {
