@@ -64,22 +64,28 @@ struct Exchange: Sendable {
             if load > .zero { ticket.recordLoad(load) }
         }
         ticket.markSent()
-        let upstream = try await untilSignalled([client, stop]) { try await provider.send(upstreamRequest, logger: logger) }
-        switch upstream.body {
-        case .complete(let body) where !(200..<300).contains(upstream.status):
-            throw UpstreamStatus(status: upstream.status, body: body, headers: upstream.headers)
-        case .complete(let bytes):
-            return .complete(try parseObject(bytes))
-        case .events(let events):
-            // The first event is awaited before the status is sent: an upstream that fails before
-            // producing anything gets an honest HTTP error (or another deployment), not a 200 with
-            // an error inside.
-            do {
-                let first = try await untilSignalled([client, stop]) { try await events.next() }
-                return .events(events, first: first)
-            } catch {
-                events.cancel()
-                throw error
+        // Sending and waiting for the first event are one cancellable step (one task group, not two).
+        let providerName = self.providerName
+        return try await untilSignalled([client, stop]) {
+            let upstream = try await provider.send(upstreamRequest, logger: logger)
+            switch upstream.body {
+            case .complete(let body) where !(200..<300).contains(upstream.status):
+                throw UpstreamStatus(status: upstream.status, body: body, headers: upstream.headers)
+            case .complete(let bytes):
+                guard case .object(let object) = try? JSONValue.parse(bytes) else {
+                    throw GatewayError.upstreamBroken(providerName, "its answer is not a JSON object")
+                }
+                return .complete(object)
+            case .events(let events):
+                // The first event is awaited before the status is sent: an upstream that fails before
+                // producing anything gets an honest HTTP error (or another deployment), not a 200
+                // with an error inside.
+                do {
+                    return .events(events, first: try await events.next())
+                } catch {
+                    events.cancel()
+                    throw error
+                }
             }
         }
     }
@@ -144,13 +150,6 @@ struct Exchange: Sendable {
                 try await exchange.pipe(events, first: first, into: &writer)
             }
         }
-    }
-
-    private func parseObject(_ bytes: [UInt8]) throws -> JSONObject {
-        guard case .object(let object) = try? JSONValue.parse(bytes) else {
-            throw GatewayError.upstreamBroken(providerName, "its answer is not a JSON object")
-        }
-        return object
     }
 
     /// A whole answer came: meter it and settle, before anything is written.
