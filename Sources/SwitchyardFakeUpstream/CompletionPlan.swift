@@ -28,6 +28,7 @@ struct CompletionPlan: Sendable {
     let delayMs: Int
     let dieAfter: Int?
     let stallAfter: Int?
+    let emptyStream: Bool
 
     init(kind: Kind, sequence: Int, body: [String: Any], directives: FakeDirectives, created: Int) {
         self.kind = kind
@@ -50,6 +51,7 @@ struct CompletionPlan: Sendable {
         delayMs = directives.delayMs
         dieAfter = directives.dieAfter
         stallAfter = directives.stallAfter
+        emptyStream = directives.emptyStream
     }
 
     var completionTokens: Int {

@@ -18,6 +18,9 @@ struct FakeDirectives: Sendable {
     var hangUp = false
     var toolCall = false
     var noUsage = false
+    /// A stream that ends cleanly with no event and no `[DONE]`, as llama.cpp answers a streamed
+    /// prompt over its context.
+    var emptyStream = false
     var finishReason: String?
 
     init(_ fake: [String: Any]?, model: String?, defaults: FakeUpstreamDefaults) {
@@ -44,6 +47,7 @@ struct FakeDirectives: Sendable {
         hangUp = JSONValues.bool(object["hang_up"]) ?? false
         toolCall = JSONValues.bool(object["tool_call"]) ?? false
         noUsage = JSONValues.bool(object["no_usage"]) ?? false
+        emptyStream = JSONValues.bool(object["empty_stream"]) ?? false
         finishReason = object["finish_reason"] as? String
     }
 }

@@ -9,6 +9,10 @@ struct ConnectionDropped: Error {}
 enum StreamingResponse {
     static func body(for plan: CompletionPlan, channel: any Channel) -> ResponseBody {
         ResponseBody { writer in
+            if plan.emptyStream {
+                try await writer.finish(nil)
+                return
+            }
             // Every event is its own write: Hummingbird flushes each one, so clients see
             // chunks arrive one by one as they would from a real model.
             if let opening = plan.openingChunk {

@@ -73,7 +73,8 @@ public func buildApplication(
         Relay.json(["service": "switchyard", "api": "/v1", "models": "/v1/models"])
     }
     let v1 = router.group("v1")
-    let models = ModelsController(catalog: catalog, created: Int(clock.unixSeconds))
+    let models = ModelsController(
+        catalog: catalog, authenticator: authenticator, publicCatalog: config.publicModels, created: Int(clock.unixSeconds))
     models.addRoutes(to: v1)
     SeedRoutes(relay: relay, models: models, inFlight: inFlight, authenticator: authenticator).addRoutes(to: router)
     v1.post("chat/completions") { request, context in

@@ -19,6 +19,9 @@ enum Migrations {
         Step(version: 3, statements: { _ in
             ["ALTER TABLE accounts ADD COLUMN limits TEXT", "ALTER TABLE api_keys ADD COLUMN limits TEXT"]
         }),
+        // The HTTP request's `x-request-id` (the caller's, or the gateway's own), so operators can
+        // join the request log and the bill (issue 16).
+        Step(version: 4, statements: { _ in ["ALTER TABLE ledger ADD COLUMN http_request_id TEXT"] }),
     ]
 
     /// Serialises migrations of gateway replicas starting together (an arbitrary constant).

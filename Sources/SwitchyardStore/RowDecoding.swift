@@ -13,7 +13,7 @@ enum Columns {
     static let ledger = [
         "request_id", "account_id", "key_id", "end_user", "model", "deployment", "instance", "hold_micros", "status",
         "end_reason", "http_status", "prompt_tokens", "completion_tokens", "usage_source", "cost_micros", "queue_ms",
-        "load_ms", "first_token_ms", "generation_ms", "started_at", "finished_at", "attempts",
+        "load_ms", "first_token_ms", "generation_ms", "started_at", "finished_at", "attempts", "http_request_id",
     ]
 
     /// `a.id AS a_id, a.name AS a_name, …`, or plain `id, name, …` without a table.
@@ -77,7 +77,8 @@ extension SQLRow {
             deployment: try value("deployment"),
             hold: Money(micros: try value("hold_micros")),
             instance: try value("instance"),
-            startedAt: try value("started_at")
+            startedAt: try value("started_at"),
+            httpRequestID: try optional("http_request_id")
         )
         return LedgerRow(
             open: open,

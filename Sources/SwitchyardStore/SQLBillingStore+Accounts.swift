@@ -106,6 +106,28 @@ extension SQLBillingStore {
         }
     }
 
+    public func updateKey(id: String, _ patch: KeyPatch) async throws -> APIKey? {
+        var assignments: [SQLQueryString] = []
+        if let label = patch.label { assignments.append("label = \(bind: label)") }
+        if let models = patch.models { assignments.append("models = \(bind: try ModelList.encode(models))") }
+        if let expiresAt = patch.expiresAt { assignments.append("expires_at = \(bind: expiresAt)") }
+        if let limits = patch.limits { assignments.append("limits = \(bind: try StoredLimits.encode(limits))") }
+        guard !assignments.isEmpty else {
+            return try await runner.read { database in
+                try await database.raw(
+                    "SELECT \(unsafeRaw: Columns.list(Columns.key)) FROM api_keys WHERE id = \(bind: id)"
+                ).all().first?.apiKey()
+            }
+        }
+        let query: SQLQueryString = """
+            UPDATE api_keys SET \(assignments.joined(separator: ", ")) WHERE id = \(bind: id)
+            RETURNING \(unsafeRaw: Columns.list(Columns.key))
+            """
+        return try await runner.transaction { database in
+            try await database.raw(query).all().first?.apiKey()
+        }
+    }
+
     /// A key revoked before keeps its first revocation time.
     public func revokeKey(id: String, at: Int64) async throws -> Bool {
         try await runner.transaction { database in

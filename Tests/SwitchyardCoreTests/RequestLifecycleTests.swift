@@ -210,15 +210,27 @@ import Testing
         }
     }
 
-    @Test func everyCandidateCoolingIs503WithWhenToComeBack() {
+    @Test func whenEveryCandidateIsCoolingTheOneBackFirstIsTriedAnyway() {
         var machine = lifecycle(["p/a", "p/b"])
         var random = SystemRandomNumberGenerator()
-        let action = machine.nextAttempt(now: clock.now, using: &random) { _ in .cooling(until: clock.now + .milliseconds(6_500)) }
+        let action = machine.nextAttempt(now: clock.now, using: &random) { index in
+            .cooling(until: clock.now + .seconds(index == 1 ? 2 : 9))
+        }
+        guard case .attempt(let index, let pause) = action else { Issue.record("\(action)"); return }
+        #expect(index == 1 && pause == .zero)
+        _ = machine.handle(.upstreamAnswered)
+        #expect(machine.attemptsText == "p/a:cooling,p/b:cooling,p/b:ok")
+    }
+
+    @Test func candidatesThatCoolDuringTheRequestEndItWithTheLastFailure() throws {
+        var machine = lifecycle(["p/a"])
+        _ = attempt(&machine)
+        _ = machine.handle(.attemptFailed(try http(500)))
+        var random = SystemRandomNumberGenerator()
+        let action = machine.nextAttempt(now: clock.now, using: &random) { _ in .cooling(until: clock.now + .seconds(30)) }
         guard case .fail(let error, let outcome) = action else { Issue.record("\(action)"); return }
-        #expect(error.httpStatus == 503 && error.code == "model_unavailable")
-        #expect(error.headers.first { $0.name == "retry-after" }?.value == "7")
-        #expect(outcome.reason == EndReason(rawValue: "model_unavailable") && outcome.httpStatus == 503)
-        #expect(machine.attemptsText == "p/a:cooling,p/b:cooling")
+        #expect(error.httpStatus == 502 && error.code == "upstream_error")
+        #expect(outcome.httpStatus == 502 && machine.attemptsText == "p/a:http_500,p/a:cooling")
     }
 
     @Test func aCoolingCandidateIsSkippedForTheNextOne() {

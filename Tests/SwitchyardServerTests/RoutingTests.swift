@@ -89,13 +89,31 @@ import Testing
             #expect(reply.status == 429)
             #expect(reply.header("retry-after") == "7")
             #expect(reply.json["error"]?["message"] == "slow down")
-            // It was not hammered: one attempt, then the deployment waits out its retry-after.
+            // One attempt: nothing else could serve it, so it was not retried elsewhere.
             #expect(gateway.upstream.requests.count == 1)
+            // The deployment is cooling for its retry-after, but it is the only way to serve the
+            // model: the next request goes to it anyway and gets its answer, not an outage.
             let next = try await gateway.post("/v1/chat/completions", chat("solo"))
-            #expect(next.status == 503)
-            #expect(next.json["error"]?["code"] == "model_unavailable")
-            #expect(Int(next.header("retry-after") ?? "") ?? 0 >= 6)
-            #expect(gateway.upstream.requests.count == 1)
+            #expect(next.status == 200)
+            #expect(gateway.upstream.requests.count == 2)
+        }
+    }
+
+    @Test func aSingleDeploymentThatCooledDownStillServesOnceItRecovers() async throws {
+        try await GatewayHarness.run(configure: { config, _ in Self.configure(&config) }) { gateway in
+            let broken = #""fake":{"status":500,"message":"upstream broke"}"#
+            // Three attempts, three failures: the deployment cools down and the request ends with
+            // the upstream's error.
+            #expect(try await gateway.post("/v1/chat/completions", chat("solo", extra: broken)).status == 502)
+            #expect(gateway.upstream.requests.count == 3)
+            // Cooling now, yet a failing upstream's own error still comes through (one attempt each)...
+            #expect(try await gateway.post("/v1/chat/completions", chat("solo", extra: broken)).status == 502)
+            let failing = try await gateway.post("/v1/chat/completions", chat("solo", extra: broken))
+            #expect(failing.status == 502 && failing.json["error"]?["code"] == "upstream_error")
+            #expect(failing.json["error"]?["message"]?.stringValue?.contains("upstream broke") == true)
+            // ...and the moment it recovers, so do its answers.
+            #expect(try await gateway.post("/v1/chat/completions", chat("solo")).status == 200)
+            #expect(gateway.upstream.requests.count == 6)
         }
     }
 

@@ -57,6 +57,26 @@ public struct AccountPatch: Sendable, Equatable {
     }
 }
 
+/// Changes to a key; `nil` leaves a field as it is. `models: .some(nil)` lets it use all the
+/// account may; `expiresAt: .some(nil)` makes it never expire; `limits: .some(nil)` clears its own.
+public struct KeyPatch: Sendable, Equatable {
+    public var label: String?
+    public var models: [String]??
+    public var expiresAt: Int64??
+    public var limits: LimitsConfig.Caller??
+
+    public init(
+        label: String? = nil, models: [String]?? = nil, expiresAt: Int64?? = nil, limits: LimitsConfig.Caller?? = nil
+    ) {
+        self.label = label
+        self.models = models
+        self.expiresAt = expiresAt
+        self.limits = limits
+    }
+
+    public var isEmpty: Bool { label == nil && models == nil && expiresAt == nil && limits == nil }
+}
+
 /// A credential of an account. Only the SHA-256 of the secret is ever stored.
 public struct APIKey: Sendable, Equatable {
     public var id: String
@@ -115,11 +135,15 @@ public struct LedgerOpen: Sendable, Equatable {
     public var instance: String
     /// Unix milliseconds.
     public var startedAt: Int64
+    /// The HTTP request's `x-request-id` (the caller's valid one, or the gateway's), which the request
+    /// log line carries too.
+    public var httpRequestID: String?
 
     public init(
         requestID: String, accountID: String, keyID: String, endUser: String?, model: String, deployment: String,
-        hold: Money, instance: String, startedAt: Int64
+        hold: Money, instance: String, startedAt: Int64, httpRequestID: String? = nil
     ) {
+        self.httpRequestID = httpRequestID
         self.requestID = requestID
         self.accountID = accountID
         self.keyID = keyID

@@ -17,6 +17,29 @@ public struct Config: Sendable {
     public var routing: RoutingConfig
     /// Per-account, per-key and per-end-user limits (`limits:`); per-model limits live on the model.
     public var limits: LimitsConfig
+    /// Whether `GET /v1/models` answers without a key (`public_models:`); by default it needs one.
+    public var publicModels: Bool
+    /// A public demo key of the operator's choosing (`demo:`), off unless configured.
+    public var demo: Demo?
+
+    /// The seed service's demo account (`openid` `test`) with a key anyone may use, under tight limits.
+    public struct Demo: Sendable, Equatable {
+        /// The account's id (created when missing, with `balance`).
+        public var account: String
+        /// The key's full text, published on purpose (the seed's examples use `test`).
+        public var key: String
+        public var balance: Money
+        /// The key's own limits (at least one should be set: the key is public).
+        public var limits: LimitsConfig.Caller
+
+        public init(account: String = "test", key: String = "test", balance: Money = Money(micros: 10_000_000),
+            limits: LimitsConfig.Caller = .init(requestsPerMinute: 10, concurrent: 2)) {
+            self.account = account
+            self.key = key
+            self.balance = balance
+            self.limits = limits
+        }
+    }
 
     public init(
         server: Server = .init(),
@@ -28,8 +51,12 @@ public struct Config: Sendable {
         providers: [ProviderConfig] = [],
         models: [ModelConfig] = [],
         routing: RoutingConfig = .init(),
-        limits: LimitsConfig = .init()
+        limits: LimitsConfig = .init(),
+        publicModels: Bool = false,
+        demo: Demo? = nil
     ) {
+        self.publicModels = publicModels
+        self.demo = demo
         self.server = server
         self.database = database
         self.adminKey = adminKey
@@ -215,6 +242,13 @@ public struct ModelConfig: Sendable, Equatable {
     public var price: Price
     /// For per-second prices: the longest generation a hold reserves for (and that is billed).
     public var maxSeconds: Int
+    /// What a `max_tokens` beyond what the context leaves after the prompt gets (`max_tokens_overflow:`).
+    public var maxTokensOverflow: MaxTokensOverflow = .reject
+
+    /// `reject`: 400 `context_length_exceeded`, as OpenAI answers; `clamp`: lowered to what remains.
+    public enum MaxTokensOverflow: String, Sendable, Equatable, CaseIterable {
+        case reject, clamp
+    }
 
     public init(
         name: String,

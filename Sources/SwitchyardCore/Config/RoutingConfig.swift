@@ -51,6 +51,18 @@ public struct LimitsConfig: Sendable, Equatable {
         public static let tokensPerMinuteRange = 1...1_000_000_000
         public static let concurrentRange = 1...1_000_000
 
+        /// A field's value that means "no limit", even where the config sets one: an account's or a
+        /// key's own limits (admin API: `"unlimited"`) can remove a config limit as well as change it.
+        public static let unlimited = 0
+
+        /// The limits as they apply: `unlimited` fields become no limit.
+        public var resolved: Caller {
+            func resolve(_ value: Int?) -> Int? { value == Self.unlimited ? nil : value }
+            return Caller(
+                requestsPerMinute: resolve(requestsPerMinute), tokensPerMinute: resolve(tokensPerMinute),
+                concurrent: resolve(concurrent))
+        }
+
         /// No field set.
         public var isEmpty: Bool { requestsPerMinute == nil && tokensPerMinute == nil && concurrent == nil }
 
@@ -87,13 +99,13 @@ public struct LimitsConfig: Sendable, Equatable {
     }
 
     /// The limits that apply to an account, field by field: its own (database) value where set, else
-    /// its entry under `accounts`, else the `account` default.
+    /// its entry under `accounts`, else the `account` default; an own value of `unlimited` removes it.
     public func effective(for account: Account) -> Caller {
-        self.account.overridden(by: accounts[account.id]).overridden(by: account.limits)
+        self.account.overridden(by: accounts[account.id]).overridden(by: account.limits).resolved
     }
 
     /// The same for a key: its own value, else `keys[id]`, else the `key` default.
     public func effective(for key: APIKey) -> Caller {
-        self.key.overridden(by: keys[key.id]).overridden(by: key.limits)
+        self.key.overridden(by: keys[key.id]).overridden(by: key.limits).resolved
     }
 }

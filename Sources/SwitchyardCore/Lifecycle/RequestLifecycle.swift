@@ -162,13 +162,17 @@ public struct RequestLifecycle: Sendable {
 
     /// The next attempt: round after round through the candidates, skipping those cooling down,
     /// until `maxAttempts` is used up, the deadline would pass, or every one is cooling — then the
-    /// request fails with the most telling error (an upstream's own 429, else the last failure, else
-    /// 503 `model_unavailable` with when to come back).
+    /// request fails with the most telling error (an upstream's own 429, else the last failure).
+    ///
+    /// Skipping a cooling deployment only helps when something else can serve: when every candidate
+    /// is cooling before this request tried any, the one that comes back first is tried anyway and
+    /// its own answer (or error) passed on, so a burst of errors never becomes a cooldown-long outage.
     public mutating func nextAttempt(
         now: ContinuousClock.Instant, using random: inout some RandomNumberGenerator,
         claim: (Int) -> Availability
     ) -> Action {
         guard case .routing = state, !candidates.isEmpty else { return .none }
+        var soonest: (index: Int, at: ContinuousClock.Instant?)?
         while attempts < policy.maxAttempts, unclaimable < candidates.count {
             let index = next % candidates.count
             next += 1
@@ -177,6 +181,7 @@ public struct RequestLifecycle: Sendable {
             if case .cooling(let until) = claim(index) {
                 unclaimable += 1
                 if let until { availableAt = min(availableAt ?? until, until) }
+                if Self.comesBackSooner(until, than: soonest) { soonest = (index, until) }
                 let note = "\(candidates[index]):cooling"
                 if !tried.contains(note) { tried.append(note) }
                 continue
@@ -185,6 +190,11 @@ public struct RequestLifecycle: Sendable {
             attempts += 1
             state = .attempting(index: index)
             return .attempt(index: index, pause: pause)
+        }
+        if attempts == 0, let soonest {
+            attempts += 1
+            state = .attempting(index: soonest.index)
+            return .attempt(index: soonest.index, pause: .zero)
         }
         let error = throttled ?? lastError ?? {
             let wait = availableAt.map { ($0 - now).millis } ?? 1000
@@ -230,8 +240,10 @@ public struct RequestLifecycle: Sendable {
             state = .routing
             return .tryNext(failure)
         case (.relaying, .attemptFailed(let failure)):
-            // Too late to move: the stream has begun.
-            return handle(.upstreamFailed(failure.error, charge: true))
+            // Too late to move: the stream has begun. The relay reports a failure there as
+            // `upstreamFailed` with what it delivered; this event carries no such count, so nothing
+            // is charged rather than a guess.
+            return handle(.upstreamFailed(failure.error, charge: false))
         case (.routing, .attemptFailed):
             return .none
 
@@ -279,6 +291,15 @@ public struct RequestLifecycle: Sendable {
         case (_, .abandoned(let charge)):
             return settle(.abandon(.init(status: .failed, reason: .abandoned, httpStatus: 500, charge: charge)))
         }
+    }
+
+    /// Whether a candidate available again at `until` beats `current` (a known time beats an unknown one).
+    private static func comesBackSooner(
+        _ until: ContinuousClock.Instant?, than current: (index: Int, at: ContinuousClock.Instant?)?
+    ) -> Bool {
+        guard let current else { return true }
+        guard let until else { return false }
+        return current.at.map { until < $0 } ?? true
     }
 
     private mutating func settle(_ action: Action) -> Action {

@@ -19,6 +19,9 @@ public protocol BillingStore: Sendable {
     /// The key with this hash and its account, revoked or expired ones included (the caller decides).
     func key(hash: [UInt8]) async throws -> (key: APIKey, account: Account)?
     func keys(accountID: String) async throws -> [APIKey]
+    /// The key after the change, or nil when it does not exist. A revoked key can be changed, and
+    /// stays revoked.
+    func updateKey(id: String, _ patch: KeyPatch) async throws -> APIKey?
     /// Marks the key revoked at `at` (unix seconds); false when there is no such key.
     func revokeKey(id: String, at: Int64) async throws -> Bool
 

@@ -30,6 +30,20 @@ public struct AttemptFailure: Sendable {
     /// The longest `retry-after` honoured, so that one odd answer cannot bench a deployment for a day.
     public static let maxRetryAfter: Duration = .seconds(600)
 
+    public init(reason: String, retryable: Bool, countsAgainstDeployment: Bool, retryAfter: Duration? = nil, error: GatewayError) {
+        self.reason = reason
+        self.retryable = retryable
+        self.countsAgainstDeployment = countsAgainstDeployment
+        self.retryAfter = retryAfter
+        self.error = error
+    }
+
+    /// A fallback model's own limits refused the request: try the next candidate; nothing is wrong
+    /// with the deployment.
+    public static func fallbackLimited(_ error: GatewayError) -> AttemptFailure {
+        AttemptFailure(reason: "rate_limited", retryable: true, countsAgainstDeployment: false, error: error)
+    }
+
     /// `nil` for what is not the upstream's fault: the client left or the request was stopped.
     /// `unixMillis` is now, for a `retry-after` given as an HTTP date.
     public init?(_ error: any Error, provider: String, unixMillis: Int64 = SystemClock().unixMillis) {

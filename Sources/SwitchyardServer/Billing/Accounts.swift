@@ -72,6 +72,18 @@ public struct Accounts: Sendable {
         return (key, secret)
     }
 
+    /// Changes a key's label, allow-list, expiry or limits; the change is seen at once by this process.
+    public func updateKey(id: String, _ patch: KeyPatch) async throws -> APIKey {
+        var patch = patch
+        if let limits = patch.limits { patch.limits = .some(Self.normalized(limits)) }
+        guard let key = try await store.updateKey(id: id, patch) else {
+            throw GatewayError(
+                status: 404, message: "No key with id '\(id)'.", type: "invalid_request_error", code: "not_found")
+        }
+        authenticator?.forget(keyID: id)
+        return key
+    }
+
     public func revokeKey(id: String) async throws {
         guard try await store.revokeKey(id: id, at: now) else {
             throw GatewayError(

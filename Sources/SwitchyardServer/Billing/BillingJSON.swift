@@ -29,10 +29,14 @@ enum BillingJSON {
         return object
     }
 
-    /// `{"requests_per_minute":600,"tokens_per_minute":null,"concurrent":10}`; `null` when none is set.
+    /// `{"requests_per_minute":600,"tokens_per_minute":null,"concurrent":"unlimited"}`; `null` when
+    /// none is set.
     static func limits(_ limits: LimitsConfig.Caller?) -> JSONValue {
         guard let limits else { return .null }
-        func number(_ value: Int?) -> JSONValue { value.map { .int($0) } ?? .null }
+        func number(_ value: Int?) -> JSONValue {
+            guard let value else { return .null }
+            return value == LimitsConfig.Caller.unlimited ? "unlimited" : .int(value)
+        }
         return .object([
             "requests_per_minute": number(limits.requestsPerMinute), "tokens_per_minute": number(limits.tokensPerMinute),
             "concurrent": number(limits.concurrent),
@@ -69,12 +73,14 @@ enum BillingJSON {
                 "first_token": optional(row.firstTokenMillis), "generation": optional(row.generationMillis),
             ]),
             "attempts": row.attempts.map(JSONValue.string) ?? .null,
+            "http_request_id": open.httpRequestID.map(JSONValue.string) ?? .null,
         ]
     }
 
     static let csvHeader =
         "id,started_at,finished_at,account_id,key_id,user,model,deployment,status,end_reason,http_status,"
-        + "prompt_tokens,completion_tokens,usage_source,cost,queue_ms,first_token_ms,generation_ms,attempts\n"
+        + "prompt_tokens,completion_tokens,usage_source,cost,queue_ms,load_ms,first_token_ms,generation_ms,attempts,"
+        + "http_request_id\n"
 
     static func csvLine(_ row: LedgerRow) -> String {
         let open = row.open
@@ -83,8 +89,8 @@ enum BillingJSON {
             open.endUser ?? "", open.model, open.deployment, row.status, row.endReason ?? "",
             row.httpStatus.map(String.init) ?? "", String(row.promptTokens), String(row.completionTokens),
             row.usageSource ?? "", row.cost.description, row.queueMillis.map(String.init) ?? "",
-            row.firstTokenMillis.map(String.init) ?? "", row.generationMillis.map(String.init) ?? "",
-            row.attempts ?? "",
+            row.loadMillis.map(String.init) ?? "", row.firstTokenMillis.map(String.init) ?? "",
+            row.generationMillis.map(String.init) ?? "", row.attempts ?? "", open.httpRequestID ?? "",
         ]
         return fields.map(csvField).joined(separator: ",") + "\n"
     }

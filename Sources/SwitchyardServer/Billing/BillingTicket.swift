@@ -115,6 +115,13 @@ final class BillingTicket: Sendable {
         }
     }
 
+    /// What a charged request is billed for and where the numbers came from (`reported` by the
+    /// upstream, else `estimated`), for a whole answer's `usage` and its `x-switchyard-usage-source`.
+    var billedUsage: (usage: Usage, source: LedgerSettlement.UsageSource) {
+        let usage = state.withLock { $0.meter.billable(charge: true) }
+        return (Usage(promptTokens: usage.prompt, completionTokens: usage.completion), usage.source)
+    }
+
     /// The usage that settling now would bill, for the final chunk of a stopped stream.
     func billableUsage(charge: Bool) -> Usage {
         let usage = state.withLock { $0.meter.billable(charge: charge) }

@@ -32,8 +32,12 @@ extension ConfigLoader {
     }
 
     static func readCallerLimits(_ node: ConfigNode) throws(ConfigError) -> LimitsConfig.Caller {
-        let fields = try node.fields(["requests_per_minute", "tokens_per_minute", "concurrent"])
-        return LimitsConfig.Caller(
+        try readCallerLimits(fields: try node.fields(["requests_per_minute", "tokens_per_minute", "concurrent"]))
+    }
+
+    /// The limit fields of a mapping whose fields were already read (it may hold other keys too).
+    static func readCallerLimits(fields: [String: ConfigNode]) throws(ConfigError) -> LimitsConfig.Caller {
+        LimitsConfig.Caller(
             requestsPerMinute: try fields["requests_per_minute"]?.int(in: LimitsConfig.Caller.requestsPerMinuteRange),
             tokensPerMinute: try fields["tokens_per_minute"]?.int(in: LimitsConfig.Caller.tokensPerMinuteRange),
             concurrent: try fields["concurrent"]?.int(in: LimitsConfig.Caller.concurrentRange))

@@ -40,7 +40,7 @@ public enum ConfigLoader {
     static func read(_ root: ConfigNode) throws(ConfigError) -> Config {
         let fields = try root.fields([
             "server", "database", "admin_key", "log_level", "log_format", "metrics_token", "providers", "models",
-            "routing", "limits",
+            "routing", "limits", "public_models", "demo",
         ])
         var config = Config()
         if let server = fields["server"] { config.server = try readServer(server) }
@@ -93,7 +93,40 @@ public enum ConfigLoader {
         }
         if let routing = fields["routing"] { config.routing = try readRouting(routing) }
         if let limits = fields["limits"] { config.limits = try readLimits(limits) }
+        if let publicModels = fields["public_models"] { config.publicModels = try publicModels.bool() }
+        if let demo = fields["demo"] { config.demo = try readDemo(demo) }
         return config
+    }
+
+    /// `demo: {account: test, key: test, balance: "10.00", requests_per_minute: 10, concurrent: 2}`.
+    static func readDemo(_ node: ConfigNode) throws(ConfigError) -> Config.Demo {
+        let fields = try node.fields([
+            "account", "key", "balance", "requests_per_minute", "tokens_per_minute", "concurrent",
+        ])
+        var demo = Config.Demo()
+        if let account = fields["account"] {
+            demo.account = try account.string()
+            guard (try? Accounts.validateID(demo.account)) != nil else {
+                throw account.error("expected 1–64 letters, digits, '-', '_' or '.'")
+            }
+        }
+        if let key = fields["key"] {
+            demo.key = try key.string()
+            guard !demo.key.isEmpty, demo.key.utf8.count <= 256, !demo.key.contains(where: \.isWhitespace) else {
+                throw key.error("expected a non-empty key without spaces")
+            }
+        }
+        if let balance = fields["balance"] {
+            guard let money = Money(try balance.string()), money >= .zero else {
+                throw balance.error("expected a non-negative amount such as \"10.00\"")
+            }
+            demo.balance = money
+        }
+        // Given limits replace the defaults as a whole, so `demo: {requests_per_minute: 100}` means
+        // exactly that; with none given the defaults (10 per minute, 2 at once) apply.
+        let limits = try readCallerLimits(fields: fields)
+        if !limits.isEmpty { demo.limits = limits }
+        return demo
     }
 
     static func readServer(_ node: ConfigNode) throws(ConfigError) -> Config.Server {
@@ -170,7 +203,7 @@ public enum ConfigLoader {
     {
         let fields = try node.fields([
             "description", "context", "max_output_tokens", "aliases", "owned_by", "endpoints", "deployments", "price",
-            "fallbacks", "limits",
+            "fallbacks", "limits", "max_tokens_overflow",
         ])
         guard let deploymentsNode = fields["deployments"] else {
             throw node.error("'deployments' is required: list at least one {provider, model}")
@@ -215,6 +248,12 @@ public enum ConfigLoader {
             model.limits.concurrent = try values["concurrent"]?.int(in: 1...1_000_000)
         }
         if let priceNode = fields["price"] { (model.price, model.maxSeconds) = try readPrice(priceNode) }
+        if let overflow = fields["max_tokens_overflow"] {
+            guard let value = ModelConfig.MaxTokensOverflow(rawValue: try overflow.string()) else {
+                throw overflow.error("expected reject or clamp")
+            }
+            model.maxTokensOverflow = value
+        }
         if let endpointsNode = fields["endpoints"] {
             var endpoints: Set<Endpoint> = []
             for element in try endpointsNode.sequence() {

@@ -24,6 +24,15 @@ struct AdminBody {
 
     func has(_ name: String) -> Bool { object[name] != nil }
 
+    /// A 400 naming the first field that is not one of `names` (a key's hash or secret cannot be patched).
+    func allowOnly(_ names: Set<String>) throws {
+        guard let field = object.members.first(where: { !names.contains($0.key) })?.key else { return }
+        throw GatewayError(
+            status: 400,
+            message: "Unrecognized field '\(field)': expected \(names.sorted().joined(separator: ", ")).",
+            type: "invalid_request_error", param: field, code: "unknown_parameter")
+    }
+
     func string(_ name: String) throws -> String? {
         guard let value = object[name], !value.isNull else { return nil }
         guard let text = value.stringValue else { throw GatewayError.invalidType(name, expected: "a string", got: value) }
@@ -73,7 +82,8 @@ struct AdminBody {
     }
 
     /// `{"requests_per_minute": 600, "tokens_per_minute": 200000, "concurrent": 10}`, each field optional
-    /// (null = not set); positive integers within the config's ranges, and no other field.
+    /// (null = not set, so the config's limit applies; `"unlimited"` = no limit, whatever the config
+    /// says); positive integers within the config's ranges, and no other field.
     func limits(_ name: String) throws -> LimitsConfig.Caller? {
         guard let value = object[name], !value.isNull else { return nil }
         guard let fields = value.objectValue else { throw GatewayError.invalidType(name, expected: "an object", got: value) }
@@ -87,12 +97,19 @@ struct AdminBody {
                     type: "invalid_request_error", param: field, code: "unknown_parameter")
             }
             if member.value.isNull { continue }
-            guard let number = member.value.intValue else {
-                throw GatewayError.invalidType(field, expected: "a positive integer", got: member.value)
+            let number: Int
+            if member.value.stringValue == "unlimited" {
+                number = LimitsConfig.Caller.unlimited
+            } else {
+                guard let value = member.value.intValue else {
+                    throw GatewayError.invalidType(field, expected: "a positive integer or \"unlimited\"", got: member.value)
+                }
+                number = value
             }
-            guard range.contains(number) else {
+            guard member.value.stringValue == "unlimited" || range.contains(number) else {
                 throw GatewayError.invalidValue(
-                    field, "Invalid '\(field)': expected an integer from \(range.lowerBound) to \(range.upperBound).")
+                    field,
+                    "Invalid '\(field)': expected an integer from \(range.lowerBound) to \(range.upperBound), or \"unlimited\".")
             }
             switch member.key {
             case "requests_per_minute": limits.requestsPerMinute = number

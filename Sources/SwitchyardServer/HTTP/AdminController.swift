@@ -55,6 +55,16 @@ struct AdminController: Sendable {
             let keys = try await store.keys(accountID: id)
             return Relay.json(["object": "list", "data": .array(keys.map { .object(BillingJSON.key($0)) })])
         }
+        admin.patch("keys/{id}") { request, context in
+            let body = try await AdminBody.read(request)
+            try body.allowOnly(["label", "models", "expires_at", "limits"])
+            var patch = KeyPatch(label: try body.string("label"))
+            if body.has("models") { patch.models = .some(try body.stringList("models")) }
+            if body.has("expires_at") { patch.expiresAt = .some(try body.int("expires_at")) }
+            if body.has("limits") { patch.limits = .some(try body.limits("limits")) }
+            let key = try await accounts.updateKey(id: try context.parameters.require("id"), patch)
+            return Relay.json(BillingJSON.key(key))
+        }
         admin.delete("keys/{id}") { _, context in
             let id = try context.parameters.require("id")
             try await accounts.revokeKey(id: id)

@@ -29,8 +29,9 @@ struct SeedRoutes: Sendable {
         router.get("llm_api/**") { request, _ in
             let call = try SeedPath(request.uri.path)
             switch call.rest {
-            case ["models"]: return models.list()
-            case let rest where rest.count == 2 && rest[0] == "models": return try models.one(rest[1])
+            case ["models"]: return try await models.list(keys: [call.openid, request.bearerToken])
+            case let rest where rest.count == 2 && rest[0] == "models":
+                return try await models.one(rest[1], keys: [call.openid, request.bearerToken])
             default: throw GatewayError.unknownURL(request)
             }
         }

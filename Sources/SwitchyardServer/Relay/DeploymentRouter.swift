@@ -13,6 +13,8 @@ struct DeploymentRouter: Sendable {
     struct Candidate: Sendable {
         var deployment: ModelConfig.Deployment
         var provider: any Provider
+        /// The model the deployment belongs to: the one asked for, or a fallback.
+        var model: ModelConfig
     }
 
     let catalog: Catalog
@@ -51,7 +53,7 @@ struct DeploymentRouter: Sendable {
         for model in models where model.endpoints.contains(endpoint) {
             for deployment in DeploymentOrder.ordered(model.deployments, using: &random) {
                 guard let provider = providers[deployment.provider], seen.insert(deployment.id).inserted else { continue }
-                candidates.append(Candidate(deployment: deployment, provider: provider))
+                candidates.append(Candidate(deployment: deployment, provider: provider, model: model))
             }
         }
         return candidates
@@ -65,10 +67,15 @@ struct DeploymentRouter: Sendable {
 
     /// Tries `candidates` as the ticket's lifecycle says, until one answers or it gives up. What was
     /// tried goes on the ticket (the ledger row) and in the log, never into the response.
+    ///
+    /// A fallback model serves under its own limits too: before its first attempt `admitFallback`
+    /// admits the request under them, and a refusal moves on like a failed attempt that says nothing
+    /// about the deployment.
     func serve(
         _ candidates: [Candidate], ticket: BillingTicket, signals: [Signal?], stop: Signal, logger: Logger,
-        exchange makeExchange: (Candidate) -> Exchange
+        admitFallback: (ModelConfig) async throws(GatewayError) -> Void, exchange makeExchange: (Candidate) -> Exchange
     ) async throws -> Response {
+        var admittedFallbacks: Set<String> = []
         let cooldowns = self.cooldowns
         while true {
             let action = ticket.nextAttempt { index in
@@ -78,6 +85,17 @@ struct DeploymentRouter: Sendable {
             switch action {
             case .attempt(let index, let pause):
                 let candidate = candidates[index]
+                if candidate.model.name != candidates[0].model.name, !admittedFallbacks.contains(candidate.model.name) {
+                    do {
+                        try await admitFallback(candidate.model)
+                        admittedFallbacks.insert(candidate.model.name)
+                    } catch {
+                        let failure = AttemptFailure.fallbackLimited(error)
+                        guard case .tryNext = ticket.handle(.attemptFailed(failure)) else { throw error }
+                        record(failure, at: candidate, logger: logger)
+                        continue
+                    }
+                }
                 let exchange = makeExchange(candidate)
                 do {
                     if pause > .zero {

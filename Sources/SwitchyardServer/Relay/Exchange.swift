@@ -91,12 +91,13 @@ struct Exchange: Sendable {
     }
 
     /// The event an error means, whoever raised it: a stop or a departed client first (their
-    /// cancellation shows up as the error), else the upstream's failure.
-    private func event(for error: any Error, charge: Bool) -> RequestLifecycle.Event {
+    /// cancellation shows up as the error), else the upstream's failure — a failed attempt while
+    /// nothing was sent, a failure of the answer (charged as `charge` says) once the stream began.
+    private func event(for error: any Error, charge: Bool, committed: Bool = false) -> RequestLifecycle.Event {
         if stop.hasFired { return .stop(ticket.stopCause, charge: charge) }
         if client?.hasFired == true || error is CancellationError { return .clientGone(charge: charge) }
-        if let retry = error as? Retry { return .attemptFailed(retry.failure) }
-        if let failure = AttemptFailure(error, provider: providerName) { return .attemptFailed(failure) }
+        if !committed, let retry = error as? Retry { return .attemptFailed(retry.failure) }
+        if !committed, let failure = AttemptFailure(error, provider: providerName) { return .attemptFailed(failure) }
         return .upstreamFailed(UpstreamFailure.gatewayError(error, provider: providerName), charge: charge)
     }
 
@@ -129,7 +130,7 @@ struct Exchange: Sendable {
         case (false, .complete(var object)):
             try await finishWhole(object)
             plan.identity.stamp(&object, endpoint: endpoint)
-            return Relay.json(object)
+            return wholeAnswer(object)
 
         case (false, .events(let events, let first)):
             return try await aggregate(events, first: first)
@@ -150,6 +151,18 @@ struct Exchange: Sendable {
                 try await exchange.pipe(events, first: first, into: &writer)
             }
         }
+    }
+
+    /// A whole answer to a client that asked for one, carrying the `usage` it was billed for: the
+    /// upstream's own, or (when it reported none, as engines that only stream do) what the ledger
+    /// bills, with `x-switchyard-usage-source` saying which.
+    private func wholeAnswer(_ object: JSONObject) -> Response {
+        var object = object
+        let billed = ticket.billedUsage
+        if endpoint.producesCompletion, object["usage"]?.isNull ?? true { object["usage"] = billed.usage.json }
+        var response = Relay.json(object)
+        response.add(headers: [("x-switchyard-usage-source", billed.source.rawValue)])
+        return response
     }
 
     /// A whole answer came: meter it and settle, before anything is written.
@@ -205,7 +218,7 @@ struct Exchange: Sendable {
         let action = ticket.handle(ending)
         if case .finish(let outcome) = action {
             await ticket.settle(outcome)
-            return Relay.json(aggregator.response(identity: plan.identity))
+            return wholeAnswer(aggregator.response(identity: plan.identity))
         }
         events.cancel()
         return try await perform(action, aggregated: aggregator)
@@ -250,7 +263,7 @@ struct Exchange: Sendable {
                 next = try await events.next()
             }
         } catch {
-            ending = event(for: error, charge: charge)
+            ending = event(for: error, charge: charge, committed: true)
         }
         let action = ticket.handle(ending ?? .upstreamEnded(finishReason: relay.finishReason, charge: charge))
         switch action {

@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import Metrics
 import SwitchyardCore
+import Synchronization
 
 /// Admission under the limits that apply to a request (`LimitRules`), through the `RateLimiting` port
 /// (in memory for one process), counting refusals in `switchyard_rate_limited_total`.
@@ -9,7 +10,7 @@ struct Limits: Sendable {
     let config: LimitsConfig
     let limiter: any RateLimiting
     /// By scope and limit kind, made once.
-    private let refusals: [String: Counter]
+    fileprivate let refusals: [String: Counter]
 
     init(config: LimitsConfig, limiter: any RateLimiting) {
         self.config = config
@@ -39,6 +40,29 @@ struct Limits: Sendable {
             throw error.error
         }
     }
+}
+
+extension Limits {
+    /// A fallback model's own limits (its `limits:`), for a request routed to it.
+    func admitFallback(_ model: ModelConfig) async throws(GatewayError) -> Admission {
+        let rule = RateLimitRule(
+            scope: .model, name: model.name, label: "the model '\(model.name)'",
+            requestsPerMinute: model.limits.requestsPerMinute, concurrent: model.limits.concurrent)
+        do {
+            return Admission(limiter: limiter, grant: try await limiter.admit([rule], tokens: 0))
+        } catch {
+            refusals["\(error.scope.rawValue)/\(error.kind.rawValue)"]?.increment()
+            throw error.error
+        }
+    }
+}
+
+/// The admissions a request collects on its way (fallback models' limits), finished together.
+final class Admissions: Sendable {
+    private let list = Mutex<[Admission]>([])
+
+    func add(_ admission: Admission) { list.withLock { $0.append(admission) } }
+    func finishAll() { list.withLock { $0 }.forEach { $0.finish(tokens: nil) } }
 }
 
 extension Response {

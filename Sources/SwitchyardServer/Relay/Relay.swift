@@ -37,7 +37,7 @@ struct Relay: Sendable {
     {
         let arrivedAt = clock.now
         let caller = try await billing.authenticator.authenticate(anyOf: [style.pathKey, request.bearerToken])
-        let inference = try InferenceRequest(
+        var inference = try InferenceRequest(
             endpoint: endpoint, bytes: try await readBody(request), modelOverride: style.pathModel)
         guard let model = catalog.model(named: inference.model) else { throw GatewayError.modelNotFound(inference.model) }
         guard caller.mayUse(model) else { throw GatewayError.modelNotAllowed(inference.model) }
@@ -45,20 +45,24 @@ struct Relay: Sendable {
             throw GatewayError.unsupported(
                 "The model '\(model.name)' does not support \(endpoint.path.dropFirst()).", param: "model")
         }
+        let endUser = style.pathUser ?? inference.body["user"]?.stringValue
+        context.record?.identified(caller: caller, endUser: endUser, model: model, inference: inference)
+        // Once per request: the context check, the rate limiter's token estimate, the hold and the
+        // metering all use it.
+        let promptEstimate = TokenEstimate.prompt(of: inference.body, endpoint: inference.endpoint)
+        try ContextWindow.admit(&inference, model: model, promptEstimate: promptEstimate)
         let candidates = router.candidates(for: model, endpoint: endpoint)
         guard let first = candidates.first else { throw GatewayError.internalError }
         let plan = RelayPlan(
             inference: inference, model: model, deployment: first.deployment, provider: first.provider.config,
             created: Int(clock.unixSeconds))
-        let endUser = style.pathUser ?? inference.body["user"]?.stringValue
-        context.record?.identified(caller: caller, endUser: endUser, model: model, inference: inference)
-        // Once per request: the rate limiter's token estimate, the hold and the metering all use it.
-        let promptEstimate = TokenEstimate.prompt(of: inference.body, endpoint: inference.endpoint)
         let admission = try await limits.admit(
             model: model, caller: caller, endUser: endUser, inference: inference, promptEstimate: promptEstimate)
         let limitHeaders = admission.snapshot.headers
         let requestID = plan.identity.id
         let inFlight = self.inFlight
+        // Admissions under fallback models' own limits, made if routing reaches them.
+        let fallbackAdmissions = Admissions()
         let ticket: BillingTicket
         do {
             ticket = try await billing.admit(
@@ -69,6 +73,7 @@ struct Relay: Sendable {
                 onSettled: { settlement in
                     inFlight.unregister(id: requestID)
                     admission.finish(tokens: settlement.promptTokens + settlement.completionTokens)
+                    fallbackAdmissions.finishAll()
                 })
         } catch {
             admission.revoke()
@@ -80,7 +85,11 @@ struct Relay: Sendable {
         let cooldowns = router.cooldowns
         do {
             var response = try await router.serve(
-                candidates, ticket: ticket, signals: [client], stop: stop, logger: context.logger
+                candidates, ticket: ticket, signals: [client], stop: stop, logger: context.logger,
+                admitFallback: { model throws(GatewayError) in
+                    let admitted = try await limits.admitFallback(model)
+                    fallbackAdmissions.add(admitted)
+                }
             ) { candidate in
                 Exchange(
                     plan: plan.retargeted(candidate.deployment, provider: candidate.provider.config, inference: inference),
