@@ -113,6 +113,7 @@ providers:
 models:
   m: {{deployments: [{{provider: fake, model: upstream-m}}], aliases: [m-alias], context: 8192, description: "Fake upstream model for the SDK tests."}}
   m-nostream: {{deployments: [{{provider: fake-nostream, model: upstream-m}}]}}
+  m-unbounded: {{deployments: [{{provider: fake, model: upstream-m}}]}}  # no context window: bodies at the size limit
   m-always: {{deployments: [{{provider: fake-always, model: upstream-m}}]}}
   m-dead: {{deployments: [{{provider: dead}}]}}
   m-capture: {{deployments: [{{provider: capture, model: upstream-capture}}]}}

@@ -95,9 +95,26 @@ def test_body_over_the_limit_is_413(client):
 def test_body_just_under_the_limit_is_served(client):
     content = "y " * ((MAX_BODY_BYTES - 1024) // 2)
     completion = client.chat.completions.create(
-        model="m", messages=[{"role": "user", "content": content}], extra_body=fake(tokens=1)
+        model="m-unbounded", messages=[{"role": "user", "content": content}], extra_body=fake(tokens=1)
     )
     assert completion.usage.prompt_tokens == (MAX_BODY_BYTES - 1024) // 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_prompt_over_the_context_window_is_context_length_exceeded(client, stream):
+    content = "y " * 20_000  # 40 000 bytes: about 10 000 tokens, over m's 8 192
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": content}], stream=stream)
+    error = error_of(caught.value)
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+    assert error["message"].startswith("This model's maximum context length is 8192 tokens.")
+
+
+def test_max_tokens_beyond_the_context_is_context_length_exceeded(client):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="m", messages=USER_HI, max_tokens=100_000)
+    error = error_of(caught.value)
+    assert error["code"] == "context_length_exceeded" and error["param"] == "max_tokens"
 
 
 def test_unknown_route_is_an_openai_404(http):

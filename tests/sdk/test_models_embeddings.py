@@ -12,7 +12,7 @@ import pytest
 from openai_schema import validate
 from sdk_helpers import EMBEDDINGS, ERROR, MODELS
 
-CONFIGURED = {"m", "m-nostream", "m-always", "m-dead", "priced", "m-capture", "demo", "emb", "m-429", "m-routed", "m-limited"}
+CONFIGURED = {"m", "m-nostream", "m-always", "m-dead", "priced", "m-capture", "demo", "emb", "m-429", "m-routed", "m-limited", "m-unbounded"}
 
 
 def test_model_list_has_every_configured_model(client):
@@ -23,6 +23,14 @@ def test_model_list_has_every_configured_model(client):
     assert set(ids) == CONFIGURED
     assert len(ids) == len(set(ids)), "a model is listed twice"
     assert "m-alias" not in ids, "aliases are not models of their own"
+
+
+def test_the_catalog_needs_a_key_as_openais_does(stack):
+    with openai.OpenAI(base_url=stack.url, api_key="sk-sy-not-a-key", max_retries=0) as anonymous:
+        with pytest.raises(openai.AuthenticationError) as caught:
+            anonymous.models.list()
+    assert caught.value.status_code == 401
+    validate(caught.value.response.json(), ERROR)
 
 
 def test_model_entries_carry_gateway_metadata(http):
