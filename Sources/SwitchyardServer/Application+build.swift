@@ -62,7 +62,8 @@ public func buildApplication(
         catalog: catalog, connections: connections, billing: billing, inFlight: inFlight,
         maxBodyBytes: config.server.maxBodyBytes,
         router: DeploymentRouter(catalog: catalog, providers: providers, config: config.routing, clock: clock),
-        limits: Limits(config: config.limits, limiter: InMemoryRateLimiter(clock: clock)), clock: clock)
+        limits: Limits(config: config.limits, limiter: InMemoryRateLimiter(clock: clock)), clock: clock,
+        loadingNotice: config.server.loadingNoticeInterval)
 
     let router = Router(context: GatewayRequestContext.self)
     router.add(

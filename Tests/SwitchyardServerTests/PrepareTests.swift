@@ -10,15 +10,19 @@ final class PreparingProvider: Provider {
     let inner: any Provider
     let delay: Duration
     let failures: Mutex<Int>
+    /// Whether it says it is ready before preparing (a warm engine) or not (one that must load).
+    let ready: Bool
 
-    init(inner: any Provider, delay: Duration, failures: Int) {
+    init(inner: any Provider, delay: Duration, failures: Int, ready: Bool = true) {
         self.inner = inner
         self.delay = delay
         self.failures = Mutex(failures)
+        self.ready = ready
     }
 
     var config: ProviderConfig { inner.config }
     var prepares: Bool { true }
+    var isReady: Bool { ready }
 
     func prepare(logger: Logger) async throws -> Duration {
         let failing = failures.withLock { count -> Bool in
@@ -37,10 +41,10 @@ final class PreparingProvider: Provider {
 }
 
 @Suite(.timeLimit(.minutes(1))) struct PrepareTests {
-    static func factory(delay: Duration, failures: Int = 0) -> ProviderFactory {
+    static func factory(delay: Duration, failures: Int = 0, ready: Bool = true) -> ProviderFactory {
         var factory = ProviderFactory.standard
         factory.makers[.test] = { config, _ in
-            PreparingProvider(inner: TestProvider(config: config), delay: delay, failures: failures)
+            PreparingProvider(inner: TestProvider(config: config), delay: delay, failures: failures, ready: ready)
         }
         return factory
     }
@@ -90,6 +94,63 @@ final class PreparingProvider: Provider {
         ) { gateway in
             let call = Task { try await gateway.post("/v1/chat/completions", chat("demo-sec", stream: true)) }
             // The hold is open while the provider prepares.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while try await gateway.account.held == .zero, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            call.cancel()
+            let account = try await gateway.settled()
+            #expect(account.held == .zero)
+            let row = try #require(try await gateway.ledger().first)
+            #expect(row.status == "client_closed" && row.cost == .zero)
+        }
+    }
+
+    // MARK: a streaming client waiting for a load
+
+    @Test func aStreamingClientWaitingForALoadGetsItsStreamAndLoadingCommentsAtOnce() async throws {
+        try await GatewayHarness.run(
+            providerFactory: Self.factory(delay: .milliseconds(700), ready: false),
+            configure: { config, _ in
+                Self.perSecondDemo(&config)
+                config.server.loadingNoticeInterval = .milliseconds(200)
+            }
+        ) { gateway in
+            let reply = try await gateway.post("/v1/chat/completions", chat("demo-sec", stream: true))
+            #expect(reply.status == 200)
+            let comments = reply.text.components(separatedBy: ": loading demo-sec\n\n").count - 1
+            #expect(comments >= 2)
+            #expect(reply.events.last == "[DONE]")
+            #expect(reply.chunks.contains { $0["choices"]?.arrayValue?.first?["delta"]?["content"]?.stringValue?.isEmpty == false })
+            _ = try await gateway.settled()
+            let row = try #require(try await gateway.ledger().first)
+            #expect(row.status == "completed" && (row.loadMillis ?? 0) >= 700)
+            #expect(row.cost == Money(micros: (row.generationMillis ?? 0) * 1000))
+            #expect(row.open.deployment == "demo/demo")
+        }
+    }
+
+    @Test func aLoadThatFailsAfterTheStreamBeganEndsItWithAnErrorEventAndCostsNothing() async throws {
+        try await GatewayHarness.run(
+            providerFactory: Self.factory(delay: .zero, failures: 1, ready: false),
+            configure: { config, _ in Self.perSecondDemo(&config) }
+        ) { gateway in
+            let reply = try await gateway.post("/v1/chat/completions", chat("demo-sec", stream: true))
+            #expect(reply.status == 200)
+            #expect(reply.chunks.last?["error"]?["code"] == "upstream_unreachable")
+            #expect(!reply.events.contains("[DONE]"))
+            _ = try await gateway.settled()
+            let row = try #require(try await gateway.ledger().first)
+            #expect(row.status == "failed" && row.cost == .zero)
+        }
+    }
+
+    @Test func aClientThatLeavesWhileWaitingForALoadPaysNothing() async throws {
+        try await GatewayHarness.run(
+            providerFactory: Self.factory(delay: .seconds(30), ready: false),
+            configure: { config, _ in Self.perSecondDemo(&config) }
+        ) { gateway in
+            let call = Task { try await gateway.post("/v1/chat/completions", chat("demo-sec", stream: true)) }
             let deadline = ContinuousClock.now + .seconds(5)
             while try await gateway.account.held == .zero, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(10))

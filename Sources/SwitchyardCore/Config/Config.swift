@@ -81,13 +81,18 @@ public struct Config: Sendable {
         /// How long in-flight requests may run on after SIGTERM/SIGINT (the drain); those still
         /// running then are stopped and settled before the gateway closes.
         public var shutdownGrace: Duration
+        /// How often a streaming client waiting for a provider to get ready (a managed engine
+        /// loading) is sent a `: loading <model>` SSE comment, so that it and proxies see life.
+        public var loadingNoticeInterval: Duration
 
         public init(
             host: String = "127.0.0.1",
             port: Int = 8080,
             maxBodyBytes: Int = 8 * 1024 * 1024,
-            shutdownGrace: Duration = .seconds(30)
+            shutdownGrace: Duration = .seconds(30),
+            loadingNoticeInterval: Duration = .seconds(3)
         ) {
+            self.loadingNoticeInterval = loadingNoticeInterval
             self.host = host
             self.port = port
             self.maxBodyBytes = maxBodyBytes

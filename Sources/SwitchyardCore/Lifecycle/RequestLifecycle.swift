@@ -212,7 +212,8 @@ public struct RequestLifecycle: Sendable {
         case (.settled, _):
             return .none
 
-        case (.attempting(let index), .upstreamAnswered):
+        case (.attempting(let index), .upstreamAnswered), (.relaying(let index), .upstreamAnswered):
+            // Relaying already when a stream was committed before its provider was ready.
             deployment = candidates[index]
             if !tried.isEmpty { tried.append("\(candidates[index]):ok") }
             return .none

@@ -89,6 +89,9 @@ public protocol Provider: Sendable {
     /// Whether `prepare` can have anything to do; when false the relay does not call it (a remote
     /// upstream is always ready, and a request should not pay for asking).
     var prepares: Bool { get }
+    /// Whether `prepare` would return at once now. When it would not (an engine must load), a
+    /// streaming client gets its 200 and `: loading` comments while it waits, instead of silence.
+    var isReady: Bool { get }
     /// Sends one request. Throws `UpstreamError` when no HTTP answer came; a non-2xx answer is a
     /// response. Cancelling the calling task, or the returned events, cancels the upstream request.
     func send(_ request: UpstreamRequest, logger: Logger) async throws -> UpstreamResponse
@@ -98,4 +101,5 @@ extension Provider {
     /// A remote upstream is always ready.
     public func prepare(logger: Logger) async throws -> Duration { .zero }
     public var prepares: Bool { false }
+    public var isReady: Bool { true }
 }

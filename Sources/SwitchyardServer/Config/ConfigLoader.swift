@@ -130,12 +130,16 @@ public enum ConfigLoader {
     }
 
     static func readServer(_ node: ConfigNode) throws(ConfigError) -> Config.Server {
-        let fields = try node.fields(["host", "port", "max_body_bytes", "shutdown_grace"])
+        let fields = try node.fields(["host", "port", "max_body_bytes", "shutdown_grace", "loading_notice_interval"])
         var server = Config.Server()
         if let host = fields["host"] { server.host = try host.string() }
         if let port = fields["port"] { server.port = try port.int(in: 0...65535) }
         if let size = fields["max_body_bytes"] { server.maxBodyBytes = try size.int(in: 1024...1_073_741_824) }
         if let grace = fields["shutdown_grace"] { server.shutdownGrace = try grace.duration() }
+        if let interval = fields["loading_notice_interval"] {
+            server.loadingNoticeInterval = try interval.duration()
+            guard server.loadingNoticeInterval >= .milliseconds(100) else { throw interval.error("expected at least 100ms") }
+        }
         return server
     }
 

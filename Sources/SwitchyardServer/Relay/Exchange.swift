@@ -18,6 +18,8 @@ struct Exchange: Sendable {
     let logger: Logger
     /// The upstream answered: its deployment is healthy (routing's cooldowns).
     let answered: @Sendable () -> Void
+    /// How often a streaming client waiting for its provider to get ready hears `: loading`.
+    let loadingNotice: Duration
 
     var providerName: String { provider.config.name }
     var endpoint: Endpoint { inference.endpoint }
@@ -39,6 +41,9 @@ struct Exchange: Sendable {
     /// Prepares the provider, sends the request and waits for the upstream's first sign of a good
     /// answer: a whole body that is a JSON object, or a stream's first event; then answers the client.
     func run() async throws -> Response {
+        // A streaming client whose provider must load first gets its stream now, kept alive with
+        // comments while it waits (see Exchange+loading.swift).
+        if inference.stream, provider.prepares, !provider.isReady { return streamAfterLoading() }
         let opening: Opening
         do {
             opening = try await open()
@@ -55,11 +60,11 @@ struct Exchange: Sendable {
         try await perform(ticket.handle(event(for: error, charge: false)))
     }
 
-    private func open() async throws -> Opening {
+    func open(preparing: Bool = true) async throws -> Opening {
         let provider = self.provider
         let upstreamRequest = plan.upstream
         let logger = self.logger
-        if provider.prepares {
+        if preparing, provider.prepares {
             let load = try await untilSignalled([client, stop]) { try await provider.prepare(logger: logger) }
             if load > .zero { ticket.recordLoad(load) }
         }
@@ -93,7 +98,7 @@ struct Exchange: Sendable {
     /// The event an error means, whoever raised it: a stop or a departed client first (their
     /// cancellation shows up as the error), else the upstream's failure — a failed attempt while
     /// nothing was sent, a failure of the answer (charged as `charge` says) once the stream began.
-    private func event(for error: any Error, charge: Bool, committed: Bool = false) -> RequestLifecycle.Event {
+    func event(for error: any Error, charge: Bool, committed: Bool = false) -> RequestLifecycle.Event {
         if stop.hasFired { return .stop(ticket.stopCause, charge: charge) }
         if client?.hasFired == true || error is CancellationError { return .clientGone(charge: charge) }
         if !committed, let retry = error as? Retry { return .attemptFailed(retry.failure) }
@@ -166,7 +171,7 @@ struct Exchange: Sendable {
     }
 
     /// A whole answer came: meter it and settle, before anything is written.
-    private func finishWhole(_ object: JSONObject) async throws {
+    func finishWhole(_ object: JSONObject) async throws {
         let bytes = OutputMeasure.bytes(ofResponse: object)
         ticket.record(usage: Usage(object["usage"]), outputChunks: 0, outputBytes: bytes)
         let reason = object["choices"]?.arrayValue?.first?["finish_reason"]?.stringValue

@@ -18,6 +18,8 @@ struct Relay: Sendable {
     let router: DeploymentRouter
     let limits: Limits
     let clock: any GatewayClock
+    /// `server.loading_notice_interval`.
+    let loadingNotice: Duration
 
     /// How the caller named itself and the model: `Authorization: Bearer` and the body (`/v1/…`), or
     /// the seed service's path segments (`/llm_api/{openid}/{userid}/{AI_system}/v1/…`).
@@ -94,7 +96,8 @@ struct Relay: Sendable {
                 Exchange(
                     plan: plan.retargeted(candidate.deployment, provider: candidate.provider.config, inference: inference),
                     inference: inference, provider: candidate.provider, ticket: ticket, client: client, stop: stop,
-                    logger: context.logger, answered: { cooldowns.succeeded(candidate.deployment.id) })
+                    logger: context.logger, answered: { cooldowns.succeeded(candidate.deployment.id) },
+                    loadingNotice: loadingNotice)
             }
             response.add(headers: limitHeaders)
             return response
