@@ -42,6 +42,27 @@ import Testing
         }
     }
 
+    /// Billed must equal generated: what the upstream produced for a client that left before its
+    /// assembled answer was complete is charged (and counted), not dropped.
+    @Test func aClientThatLeavesAnAssembledAnswerIsBilledForWhatWasGenerated() async throws {
+        try await GatewayHarness.run(configure: { config, _ in
+            config.models.append(
+                .init(
+                    name: "m-always-priced", deployments: [.init(provider: "fake-always", model: "upstream-m")],
+                    price: .tokens(inputPer1K: 1_000_000, outputPer1K: 2_000_000)))
+        }) { gateway in
+            let body = chat("m-always-priced", extra: #""fake":{"tokens":100,"delay_ms":50,"no_usage":true}"#)
+            await #expect(throws: (any Error).self) {
+                _ = try await gateway.http.execute(gateway.request(body), timeout: .milliseconds(400))
+            }
+            _ = try await gateway.settled()
+            let row = try #require(try await gateway.ledger().first)
+            #expect(row.status == "client_closed")
+            #expect(row.completionTokens >= 3 && row.completionTokens < 100, "\(row.completionTokens) tokens")
+            #expect(row.cost > .zero && row.usageSource == "estimated")
+        }
+    }
+
     @Test func leavingBeforeTheFirstByteClosesTheUpstreamWithin100ms() async throws {
         try await GatewayHarness.run { gateway in
             let before = gateway.upstream.closedConnections.count
