@@ -27,6 +27,7 @@ struct CompletionPlan: Sendable {
     let finishReason: String
     let delayMs: Int
     let dieAfter: Int?
+    let crashAfter: Int?
     let stallAfter: Int?
 
     init(kind: Kind, sequence: Int, body: [String: Any], directives: FakeDirectives, created: Int) {
@@ -49,6 +50,7 @@ struct CompletionPlan: Sendable {
         finishReason = directives.finishReason ?? (toolName == nil ? "stop" : "tool_calls")
         delayMs = directives.delayMs
         dieAfter = directives.dieAfter
+        crashAfter = directives.crashAfter
         stallAfter = directives.stallAfter
     }
 

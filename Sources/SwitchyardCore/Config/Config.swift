@@ -17,6 +17,8 @@ public struct Config: Sendable {
     public var routing: RoutingConfig
     /// Per-account, per-key and per-end-user limits (`limits:`); per-model limits live on the model.
     public var limits: LimitsConfig
+    /// What applies across managed engines (`engines:`).
+    public var engines: EnginesConfig
 
     public init(
         server: Server = .init(),
@@ -28,7 +30,8 @@ public struct Config: Sendable {
         providers: [ProviderConfig] = [],
         models: [ModelConfig] = [],
         routing: RoutingConfig = .init(),
-        limits: LimitsConfig = .init()
+        limits: LimitsConfig = .init(),
+        engines: EnginesConfig = .init()
     ) {
         self.server = server
         self.database = database
@@ -40,6 +43,7 @@ public struct Config: Sendable {
         self.models = models
         self.routing = routing
         self.limits = limits
+        self.engines = engines
     }
 
     public enum LogFormat: String, Sendable, CaseIterable {
@@ -76,6 +80,8 @@ public struct ProviderConfig: Sendable, Equatable {
         case openai
         /// The built-in deterministic model: no network, for trying the gateway offline and load tests.
         case test
+        /// An OpenAI-compatible engine process the gateway starts and stops itself.
+        case managed
     }
 
     /// Whether the upstream can stream.
@@ -137,6 +143,8 @@ public struct ProviderConfig: Sendable, Equatable {
     /// Extra headers sent with every upstream request (e.g. an organisation id).
     public var headers: [String: String]
     public var test: TestModel
+    /// The engine process of a `managed` provider.
+    public var managed: ManagedEngine?
 
     public init(
         name: String,
@@ -148,7 +156,8 @@ public struct ProviderConfig: Sendable, Equatable {
         maxConnections: Int = 64,
         maxQueue: Int = 256,
         headers: [String: String] = [:],
-        test: TestModel = .init()
+        test: TestModel = .init(),
+        managed: ManagedEngine? = nil
     ) {
         self.name = name
         self.kind = kind
@@ -160,6 +169,7 @@ public struct ProviderConfig: Sendable, Equatable {
         self.maxQueue = maxQueue
         self.headers = headers
         self.test = test
+        self.managed = managed
     }
 }
 
