@@ -150,14 +150,16 @@ import Testing
     @Test func aClientWhoLeavesWhileWaitingPaysNothingAndTheLoadIsAbandoned() async throws {
         try await GatewayHarness.run(configure: { config, _ in
             FakeEngine.add([FakeEngine.provider("e", startupDelayMs: 3000)], to: &config)
+            config.models[config.models.count - 1].price = .perSecond(1_000_000_000)
         }) { gateway in
             let call = Task { try await gateway.post("/v1/chat/completions", chat("model-e", stream: true)) }
+            #expect(try await FakeEngine.eventually { try await gateway.account.held > .zero })
             #expect(await FakeEngine.eventually { (try? await Self.engines(gateway)["e"]?["requests_waiting"]?.intValue) == 1 })
             call.cancel()
-            let account = try await gateway.settled()
-            #expect(account.held == .zero)
+            #expect(try await FakeEngine.eventually { try await gateway.account.held == .zero })
             let row = try #require(try await gateway.ledger().first)
             #expect(row.status == "client_closed" && row.cost == .zero)
+            // Nobody waits any more: the load is abandoned (SIGTERM, SIGKILL after stop_timeout).
             #expect(try await FakeEngine.eventually { try await Self.state(gateway, "e") == "stopped" })
         }
     }

@@ -31,7 +31,7 @@ extension EngineSupervisor {
             // (a test's) from stalling the loop.
             let cap = ContinuousClock.now + .seconds(5)
             await sleep(until: min(deadline.map { ContinuousClock.now + ($0 - clock.now) } ?? cap, cap))
-            apply { state, now in state.fleet.tick(now: now) }
+            apply(wake: false) { state, now in state.fleet.tick(now: now) }
         }
     }
 

@@ -180,8 +180,9 @@ public final class EngineSupervisor: Service, Sendable {
     // MARK: performing
 
     /// Changes the fleet under the lock, then (outside it) resumes the requests it admitted or
-    /// failed, performs the process actions and reports what changed.
-    func apply(_ change: (inout State, ContinuousClock.Instant) -> [EngineAction]) {
+    /// failed, performs the process actions, reports what changed and wakes the run loop to look
+    /// at the deadlines again (`wake: false` is the run loop itself, which would spin otherwise).
+    func apply(wake wakeLoop: Bool = true, _ change: (inout State, ContinuousClock.Instant) -> [EngineAction]) {
         let now = clock.now
         let (actions, resumes, reports, wake) = state.withLock { state in
             let actions = change(&state, now)
@@ -210,9 +211,12 @@ public final class EngineSupervisor: Service, Sendable {
                     state.reported[name] = report
                 }
             }
-            let wake = state.wake
-            state.wake = nil
-            if wake == nil { state.woken = true }
+            var wake: CheckedContinuation<Void, Never>?
+            if wakeLoop {
+                wake = state.wake
+                state.wake = nil
+                if wake == nil { state.woken = true }
+            }
             return (actions, resumes, reports, wake)
         }
         for (continuation, error) in resumes {
