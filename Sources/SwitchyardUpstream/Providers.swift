@@ -79,9 +79,10 @@ public final class Providers: Service, Sendable {
         logger: Logger = Logger(label: "switchyard.engines"), engineObserver: (any EngineObserver)? = nil
     ) {
         let clients = ClientRegistry()
-        let health = HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup))
-        clients.add(health)
         let managed = configs.filter { $0.kind == .managed && factory.makers[.managed] != nil }
+        // Only with engines to check: an HTTP client must be shut down, which needs `run()`.
+        let health = managed.isEmpty ? nil : HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup))
+        if let health { clients.add(health) }
         let engines = EngineSupervisor(
             configs: managed, settings: settings, clock: clock, logger: logger, observer: engineObserver, http: health,
             eventLoopGroup: eventLoopGroup)

@@ -134,6 +134,7 @@ extension EngineSupervisor {
     }
 
     private func isHealthy(_ url: String) async -> Bool {
+        guard let http else { return false }
         do {
             let response = try await http.execute(HTTPClientRequest(url: url), timeout: .seconds(2), logger: logger.heldAtDebug)
             _ = try await response.body.collect(upTo: 16 * 1024 * 1024)

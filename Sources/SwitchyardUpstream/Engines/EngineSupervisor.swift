@@ -64,14 +64,15 @@ public final class EngineSupervisor: Service, Sendable {
     let clock: any GatewayClock
     let logger: Logger
     let observer: (any EngineObserver)?
-    let http: HTTPClient
+    /// For health checks; nil when there are no engines.
+    let http: HTTPClient?
     let eventLoopGroup: any EventLoopGroup
     let spawner = SpawnThread()
     let state: Mutex<State>
 
     init(
         configs: [ProviderConfig], settings: EnginesConfig, clock: any GatewayClock, logger: Logger,
-        observer: (any EngineObserver)?, http: HTTPClient, eventLoopGroup: any EventLoopGroup
+        observer: (any EngineObserver)?, http: HTTPClient?, eventLoopGroup: any EventLoopGroup
     ) {
         var engines: [String: ManagedEngine] = [:]
         var specs: [EngineSpec] = []
