@@ -27,6 +27,7 @@ struct CompletionPlan: Sendable {
     let finishReason: String
     let delayMs: Int
     let dieAfter: Int?
+    let crashAfter: Int?
     let stallAfter: Int?
     let emptyStream: Bool
 
@@ -50,6 +51,7 @@ struct CompletionPlan: Sendable {
         finishReason = directives.finishReason ?? (toolName == nil ? "stop" : "tool_calls")
         delayMs = directives.delayMs
         dieAfter = directives.dieAfter
+        crashAfter = directives.crashAfter
         stallAfter = directives.stallAfter
         emptyStream = directives.emptyStream
     }

@@ -13,6 +13,9 @@ struct FakeDirectives: Sendable {
     var codeJSON = "null"
     var retryAfter: String?
     var dieAfter: Int?
+    /// Exit the whole process (when the host allows it: `FakeUpstreamDefaults.crash`) after this many
+    /// streamed content chunks; 0, or a whole answer, exits before answering. A crashed engine.
+    var crashAfter: Int?
     var stallAfter: Int?
     /// Close the connection without answering at all, streamed or not.
     var hangUp = false
@@ -43,6 +46,7 @@ struct FakeDirectives: Sendable {
         }
         retryAfter = object["retry_after"] as? String
         dieAfter = JSONValues.int(object["die_after"]).map { max($0, 0) }
+        crashAfter = JSONValues.int(object["crash_after"]).map { max($0, 0) }
         stallAfter = JSONValues.int(object["stall_after"]).map { max($0, 0) }
         hangUp = JSONValues.bool(object["hang_up"]) ?? false
         toolCall = JSONValues.bool(object["tool_call"]) ?? false

@@ -84,6 +84,11 @@ struct FakeResponder: HTTPResponder {
         if directives.firstByteDelayMs > 0 {
             try await Task.sleep(for: .milliseconds(directives.firstByteDelayMs))
         }
+        if let crash = defaults.crash, let after = directives.crashAfter,
+            after == 0 || endpoint == .embeddings || !(JSONValues.bool(json["stream"]) ?? false)
+        {
+            crash()
+        }
         if directives.hangUp {
             throw StreamingResponse.dropConnection(channel)
         }
@@ -124,7 +129,7 @@ struct FakeResponder: HTTPResponder {
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
-                body: StreamingResponse.body(for: plan, channel: channel)
+                body: StreamingResponse.body(for: plan, channel: channel, crash: defaults.crash)
             )
         }
     }

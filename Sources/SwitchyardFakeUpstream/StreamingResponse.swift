@@ -7,7 +7,7 @@ struct ConnectionDropped: Error {}
 
 /// Server-sent-event body of a streamed completion, including the scripted failures.
 enum StreamingResponse {
-    static func body(for plan: CompletionPlan, channel: any Channel) -> ResponseBody {
+    static func body(for plan: CompletionPlan, channel: any Channel, crash: (@Sendable () -> Void)?) -> ResponseBody {
         ResponseBody { writer in
             if plan.emptyStream {
                 try await writer.finish(nil)
@@ -20,6 +20,7 @@ enum StreamingResponse {
             }
             let count = plan.contentChunkCount
             for index in 0..<count {
+                if let crash, let after = plan.crashAfter, index >= after { crash() }
                 try await misbehaveIfScripted(plan, sent: index, isLast: false, channel: channel)
                 try await pause(plan.delayMs)
                 try await writer.write(event(plan.contentChunk(index)))

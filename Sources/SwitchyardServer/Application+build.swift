@@ -49,7 +49,9 @@ public func buildApplication(
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let providers = Providers(
-        configs: config.providers, eventLoopGroup: dependencies.eventLoopGroup, factory: dependencies.providerFactory)
+        configs: config.providers, eventLoopGroup: dependencies.eventLoopGroup, factory: dependencies.providerFactory,
+        engines: config.engines, clock: dependencies.clock, logger: dependencies.logger,
+        engineObserver: dependencies.metrics)
     let connections = ClientConnections()
     let catalog = Catalog(models: config.models)
     let clock = dependencies.clock
@@ -96,6 +98,8 @@ public func buildApplication(
         accounts: Accounts(store: dependencies.store, authenticator: authenticator, clock: clock), store: dependencies.store,
         gate: AdminGate(digest: dependencies.adminDigest)
     ).addRoutes(to: router)
+    EnginesController(engines: providers.engines, models: config.models, gate: AdminGate(digest: dependencies.adminDigest))
+        .addRoutes(to: router)
 
     return Application(
         router: router,
@@ -104,7 +108,10 @@ public func buildApplication(
             address: .hostname(config.server.host, port: config.server.port),
             serverName: "switchyard"
         ),
-        services: [providers],
+        // The engine supervisor runs among the application's services, after `providers`: services
+        // stop in reverse, after the HTTP server, so engines stop once no request can reach them
+        // and before the HTTP clients close; tests driving the application get the same.
+        services: providers.services,
         onServerRunning: onServerRunning,
         eventLoopGroupProvider: .shared(dependencies.eventLoopGroup),
         logger: dependencies.logger

@@ -30,6 +30,11 @@ public struct OpenAIProvider: Provider {
     }
 
     public func send(_ request: UpstreamRequest, logger: Logger) async throws -> UpstreamResponse {
+        try await send(request, logger: logger, baseURL: baseURL)
+    }
+
+    /// Sends to `baseURL` instead of the configured one (a managed engine's port changes at each start).
+    func send(_ request: UpstreamRequest, logger: Logger, baseURL: String) async throws -> UpstreamResponse {
         var outgoing = HTTPClientRequest(url: baseURL + request.endpoint.path)
         outgoing.method = .POST
         outgoing.headers = fixedHeaders

@@ -13,6 +13,8 @@ public struct ProviderFactory: Sendable {
     public struct Context: Sendable {
         public var eventLoopGroup: any EventLoopGroup
         let clients: ClientRegistry
+        /// Runs the engines of `managed` providers.
+        public let engines: EngineSupervisor
 
         /// An HTTP client configured for one upstream (its connect timeout and pool size).
         public func httpClient(for config: ProviderConfig) -> HTTPClient {
@@ -45,6 +47,11 @@ public struct ProviderFactory: Sendable {
     public static let standard = ProviderFactory(makers: [
         .test: { config, _ in TestProvider(config: config) },
         .openai: { config, context in OpenAIProvider(config: config, client: context.httpClient(for: config)) },
+        .managed: { config, context in
+            ManagedProvider(
+                config: config, http: OpenAIProvider(config: config, client: context.httpClient(for: config)),
+                supervisor: context.engines)
+        },
     ])
 }
 
@@ -62,11 +69,24 @@ final class ClientRegistry: Sendable {
 public final class Providers: Service, Sendable {
     private let byName: [String: any Provider]
     private let clients: ClientRegistry
+    /// The managed engines' supervisor (inert when there are none).
+    public let engines: EngineSupervisor
 
     /// `.standard` makes every kind the config accepts; a factory without a kind leaves its providers out.
-    public init(configs: [ProviderConfig], eventLoopGroup: any EventLoopGroup, factory: ProviderFactory = .standard) {
+    public init(
+        configs: [ProviderConfig], eventLoopGroup: any EventLoopGroup, factory: ProviderFactory = .standard,
+        engines settings: EnginesConfig = .init(), clock: any GatewayClock = SystemClock(),
+        logger: Logger = Logger(label: "switchyard.engines"), engineObserver: (any EngineObserver)? = nil
+    ) {
         let clients = ClientRegistry()
-        let context = ProviderFactory.Context(eventLoopGroup: eventLoopGroup, clients: clients)
+        let managed = configs.filter { $0.kind == .managed && factory.makers[.managed] != nil }
+        // Only with engines to check: an HTTP client must be shut down, which needs `run()`.
+        let health = managed.isEmpty ? nil : HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup))
+        if let health { clients.add(health) }
+        let engines = EngineSupervisor(
+            configs: managed, settings: settings, clock: clock, logger: logger, observer: engineObserver, http: health,
+            eventLoopGroup: eventLoopGroup)
+        let context = ProviderFactory.Context(eventLoopGroup: eventLoopGroup, clients: clients, engines: engines)
         var byName: [String: any Provider] = [:]
         for config in configs {
             guard let make = factory.makers[config.kind] else { continue }
@@ -74,6 +94,14 @@ public final class Providers: Service, Sendable {
         }
         self.byName = byName
         self.clients = clients
+        self.engines = engines
+    }
+
+    /// What the application runs: this (the HTTP clients' lifetime) and, when there are managed
+    /// engines, their supervisor after it, so that it stops first and the engines are gone before the
+    /// clients close.
+    public var services: [any Service] {
+        engines.isEmpty ? [self] : [self, engines]
     }
 
     public subscript(name: String) -> (any Provider)? {

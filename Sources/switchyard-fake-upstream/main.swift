@@ -21,13 +21,21 @@ struct FakeUpstreamCommand: AsyncParsableCommand {
     @Option(help: "Milliseconds between streamed chunks unless a request says otherwise.")
     var delayMs = 0
 
+    @Option(help: "Wait this many milliseconds before listening (an engine loading its model).")
+    var startupDelayMs = 0
+
+    @Flag(help: "Let a request's \"fake\": {\"crash_after\": N} exit the process (a crashing engine).")
+    var allowCrash = false
+
     func run() async throws {
         let (stop, signalSources) = Self.terminationSignals()
         defer { signalSources.forEach { $0.cancel() } }
+        if startupDelayMs > 0 { try await Task.sleep(for: .milliseconds(startupDelayMs)) }
+        let crash: (@Sendable () -> Void)? = allowCrash ? { @Sendable () -> Void in Foundation.exit(70) } : nil
         let upstream = try await FakeUpstream.start(
             host: host,
             port: port,
-            defaults: FakeUpstreamDefaults(tokens: tokens, delayMs: delayMs)
+            defaults: FakeUpstreamDefaults(tokens: tokens, delayMs: delayMs, crash: crash)
         )
         // Written straight to the file descriptor so scripts waiting on this line see it at once.
         FileHandle.standardOutput.write(Data("fake upstream listening on http://\(host):\(upstream.port)/v1\n".utf8))

@@ -17,6 +17,8 @@ public struct Config: Sendable {
     public var routing: RoutingConfig
     /// Per-account, per-key and per-end-user limits (`limits:`); per-model limits live on the model.
     public var limits: LimitsConfig
+    /// What applies across managed engines (`engines:`).
+    public var engines: EnginesConfig
     /// Whether `GET /v1/models` answers without a key (`public_models:`); by default it needs one.
     public var publicModels: Bool
     /// A public demo key of the operator's choosing (`demo:`), off unless configured.
@@ -53,7 +55,8 @@ public struct Config: Sendable {
         routing: RoutingConfig = .init(),
         limits: LimitsConfig = .init(),
         publicModels: Bool = false,
-        demo: Demo? = nil
+        demo: Demo? = nil,
+        engines: EnginesConfig = .init()
     ) {
         self.publicModels = publicModels
         self.demo = demo
@@ -67,6 +70,7 @@ public struct Config: Sendable {
         self.models = models
         self.routing = routing
         self.limits = limits
+        self.engines = engines
     }
 
     public enum LogFormat: String, Sendable, CaseIterable {
@@ -108,6 +112,8 @@ public struct ProviderConfig: Sendable, Equatable {
         case openai
         /// The built-in deterministic model: no network, for trying the gateway offline and load tests.
         case test
+        /// An OpenAI-compatible engine process the gateway starts and stops itself.
+        case managed
     }
 
     /// Whether the upstream can stream.
@@ -169,6 +175,8 @@ public struct ProviderConfig: Sendable, Equatable {
     /// Extra headers sent with every upstream request (e.g. an organisation id).
     public var headers: [String: String]
     public var test: TestModel
+    /// The engine process of a `managed` provider.
+    public var managed: ManagedEngine?
 
     public init(
         name: String,
@@ -180,7 +188,8 @@ public struct ProviderConfig: Sendable, Equatable {
         maxConnections: Int = 64,
         maxQueue: Int = 256,
         headers: [String: String] = [:],
-        test: TestModel = .init()
+        test: TestModel = .init(),
+        managed: ManagedEngine? = nil
     ) {
         self.name = name
         self.kind = kind
@@ -192,6 +201,7 @@ public struct ProviderConfig: Sendable, Equatable {
         self.maxQueue = maxQueue
         self.headers = headers
         self.test = test
+        self.managed = managed
     }
 }
 

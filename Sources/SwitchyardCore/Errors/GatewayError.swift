@@ -158,6 +158,17 @@ extension GatewayError {
         )
     }
 
+    /// A managed engine could not serve: it did not start in time, exited while starting, or was stopped.
+    public static func engineUnavailable(_ provider: String, _ reason: String) -> GatewayError {
+        GatewayError(
+            status: 503,
+            message: "The engine serving this model (\(provider)) is not available: \(reason). Please retry shortly.",
+            type: "server_error",
+            code: "engine_unavailable",
+            headers: [("retry-after", "5")]
+        )
+    }
+
     /// Every deployment of the model (and of its fallbacks) is cooling down after repeated failures.
     public static func noDeploymentAvailable(_ model: String, retryAfterSeconds: Int) -> GatewayError {
         GatewayError(

@@ -72,6 +72,12 @@ public struct AttemptFailure: Sendable {
             case .invalidResponse: reason = "invalid_response"
             case .overloaded: reason = "overloaded"
             }
+        case let failure as GatewayError where failure.code == "engine_unavailable":
+            // Another deployment may be up; this engine's failure counts against it.
+            self.error = failure
+            reason = "engine_unavailable"
+            retryable = true
+            countsAgainstDeployment = true
         case let failure as GatewayError where failure.code == "upstream_error":
             self.error = failure
             reason = "invalid_response"

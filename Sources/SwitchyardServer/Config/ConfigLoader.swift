@@ -40,7 +40,7 @@ public enum ConfigLoader {
     static func read(_ root: ConfigNode) throws(ConfigError) -> Config {
         let fields = try root.fields([
             "server", "database", "admin_key", "log_level", "log_format", "metrics_token", "providers", "models",
-            "routing", "limits", "public_models", "demo",
+            "routing", "limits", "public_models", "demo", "engines",
         ])
         var config = Config()
         if let server = fields["server"] { config.server = try readServer(server) }
@@ -73,7 +73,7 @@ public enum ConfigLoader {
         }
         config.metricsToken = try fields["metrics_token"]?.optionalString()
         guard let providers = fields["providers"] else {
-            throw root.error("'providers' is required: name at least one upstream (kind: openai or test)")
+            throw root.error("'providers' is required: name at least one upstream (kind: openai, managed or test)")
         }
         for (name, node) in try providers.mapping() { config.providers.append(try readProvider(name, node)) }
         guard let models = fields["models"] else { throw root.error("'models' is required: name at least one model") }
@@ -95,6 +95,7 @@ public enum ConfigLoader {
         if let limits = fields["limits"] { config.limits = try readLimits(limits) }
         if let publicModels = fields["public_models"] { config.publicModels = try publicModels.bool() }
         if let demo = fields["demo"] { config.demo = try readDemo(demo) }
+        if let engines = fields["engines"] { config.engines = try readEngines(engines) }
         return config
     }
 
@@ -147,11 +148,11 @@ public enum ConfigLoader {
         let fields = try node.fields([
             "kind", "base_url", "api_key", "stream", "timeouts", "max_connections", "max_queue", "headers", "tokens",
             "token_delay",
-        ])
-        guard let kindNode = fields["kind"] else { throw node.error("'kind' is required (openai or test)") }
+        ] + managedKeys)
+        guard let kindNode = fields["kind"] else { throw node.error("'kind' is required (openai, managed or test)") }
         let kindText = try kindNode.string()
         guard let kind = ProviderConfig.Kind(rawValue: kindText) else {
-            throw kindNode.error("unknown kind '\(kindText)' (expected openai or test)")
+            throw kindNode.error("unknown kind '\(kindText)' (expected openai, managed or test)")
         }
         var provider = ProviderConfig(name: name, kind: kind)
         switch kind {
@@ -166,6 +167,15 @@ public enum ConfigLoader {
             for key in ["base_url", "api_key"] where fields[key] != nil {
                 throw fields[key].map { $0.error("not used by kind test") } ?? node.error("")
             }
+        case .managed:
+            if let url = fields["base_url"] {
+                throw url.error("not used by kind managed: the gateway picks the port (${PORT} in 'command')")
+            }
+            provider.managed = try readManaged(node, fields)
+            provider.baseURL = "http://127.0.0.1:${PORT}/v1"
+        }
+        for key in managedKeys where kind != .managed && fields[key] != nil {
+            throw fields[key].map { $0.error("only used by kind managed") } ?? node.error("")
         }
         provider.apiKey = try fields["api_key"]?.optionalString()
         if let stream = fields["stream"] {
@@ -183,7 +193,7 @@ public enum ConfigLoader {
             if let value = values["total"] { provider.timeouts.total = try positive(value) }
         }
         if let value = fields["max_connections"] { provider.maxConnections = try value.int(in: 1...10_000) }
-        if let value = fields["max_queue"] { provider.maxQueue = try value.int(in: 0...1_000_000) }
+        if let value = fields["max_queue"] { provider.maxQueue = try value.int(in: kind == .managed ? 1...1_000_000 : 0...1_000_000) }
         for key in ["max_connections", "max_queue"] where kind == .test && fields[key] != nil {
             throw fields[key].map { $0.error("not used by kind test") } ?? node.error("")
         }

@@ -43,6 +43,7 @@ public final class GatewayMetrics: Sendable {
     let cost: MetricFamily<String, Counter>
     let upstreamErrors: MetricFamily<UpstreamErrorKey, Counter>
     let balanceRefusals: MetricFamily<String, Counter>
+    let engines: EngineMetrics
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -105,6 +106,7 @@ public final class GatewayMetrics: Sendable {
                     "switchyard_balance_refusals_total", "Requests refused with 402: the balance could not cover the hold"),
                 labels: [("model", model)])
         }
+        engines = EngineMetrics(registry: registry)
     }
 
     // OpenTelemetry's recommended bucket boundaries for these instruments.

@@ -1,0 +1,43 @@
+import Logging
+import SwitchyardCore
+
+/// A `managed` provider: an OpenAI-compatible engine process the gateway starts on demand. `prepare`
+/// waits for the engine (starting it when stopped); `send` goes over HTTP to its current port and
+/// counts the request in flight until its response is over, so that idle stops and group swaps
+/// never cut it.
+struct ManagedProvider: Provider {
+    let config: ProviderConfig
+    let http: OpenAIProvider
+    let supervisor: EngineSupervisor
+
+    var prepares: Bool { true }
+    /// A streaming client of an engine that is not serving gets `: loading` comments while it waits.
+    var isReady: Bool { supervisor.isReady(config.name) }
+
+    func prepare(logger: Logger) async throws -> Duration {
+        try await supervisor.prepare(config.name)
+    }
+
+    func send(_ request: UpstreamRequest, logger: Logger) async throws -> UpstreamResponse {
+        let name = config.name
+        let supervisor = self.supervisor
+        let port = try await supervisor.begin(name)
+        let response: UpstreamResponse
+        do {
+            response = try await http.send(request, logger: logger, baseURL: "http://127.0.0.1:\(port)/v1")
+        } catch {
+            supervisor.end(name)
+            throw error
+        }
+        guard case .events(let events) = response.body else {
+            supervisor.end(name)
+            return response
+        }
+        // In flight until the stream is over: finished, failed, or cancelled by the relay (which
+        // cancels this pump, and through it the upstream's events).
+        let relayed = EventPump.start(onEnd: { supervisor.end(name) }) { out in
+            while let payload = try await events.next() { out.yield(payload) }
+        }
+        return UpstreamResponse(status: response.status, headers: response.headers, body: .events(relayed))
+    }
+}
