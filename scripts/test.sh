@@ -12,5 +12,10 @@ swift test --skip-build --no-parallel
 
 # The wire suite once per openai SDK line (2.x on httpx, 3.x on httpx2), each from its pinned lock file
 # in a venv of its own under .build/ (made once, remade only when its lock file changes), never in
-# the system's Python. Its exit status is the script's.
-exec scripts/test-sdk.sh
+# the system's Python; then the real-engine suite (llama.cpp as a managed engine; its first install
+# compiles llama.cpp, minutes; later ones take seconds from pip's cache). Both run whatever the
+# other's outcome; the first failure's status is the script's.
+status=0
+scripts/test-sdk.sh || status=$?
+scripts/test-engines.sh || { engines=$?; [ "$status" != 0 ] || status=$engines; }
+exit "$status"
