@@ -36,8 +36,11 @@ extension EngineSupervisor {
     }
 
     private func sleep(until deadline: ContinuousClock.Instant) async {
+        // A timer cancelled because something else woke the loop must not wake it again: that
+        // stale wake-up would end the next sleep at once, whose cancelled timer would do the same,
+        // and the loop would spin.
         let timer = Task {
-            try? await Task.sleep(until: deadline, clock: .continuous)
+            do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return }
             self.wakeUp()
         }
         defer { timer.cancel() }
