@@ -13,7 +13,7 @@ public struct OpenAIProvider: Provider {
     /// Requests in flight to this upstream, bounded by `max_connections`, and those waiting, by `max_queue`.
     let gate: ConnectionGate
     private let baseURL: String
-    private let fixedHeaders: HTTPHeaders
+    let fixedHeaders: HTTPHeaders
 
     /// Largest whole (non-streamed) upstream body the gateway accepts.
     static let maxResponseBytes = 64 * 1024 * 1024

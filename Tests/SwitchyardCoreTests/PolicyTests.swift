@@ -138,3 +138,27 @@ import Testing
         #expect(TokenEstimate.prompt(of: body, endpoint: .completions) == 3)
     }
 }
+
+@Suite struct ChatTemplateTests {
+    @Test func chatmlRendersWhatLlamaCppCounts() throws {
+        let messages: JSONValue = .array([
+            .object(["role": "system", "content": "Be brief."]),
+            .object(["role": "user", "content": .array([.object(["type": "text", "text": "Hello"])])]),
+        ])
+        #expect(
+            ChatTemplate.chatml.render(messages)
+                == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n")
+        // An image cannot be rendered as text: nothing is counted, the estimate stands.
+        let image: JSONValue = .array([.object(["role": "user", "content": .array([.object(["type": "image_url"])])])])
+        #expect(ChatTemplate.chatml.render(image) == nil)
+    }
+
+    @Test func theEnginesCountWinsOverTheEstimateButNotOverReportedUsage() {
+        var meter = Meter(promptEstimate: 2)
+        meter.outputChunks = 8
+        meter.counted = Usage(promptTokens: 15, completionTokens: 8)
+        #expect(meter.billable(charge: true) == (15, 8, .engine))
+        meter.reported = Usage(promptTokens: 16, completionTokens: 8)
+        #expect(meter.billable(charge: true) == (16, 8, .reported))
+    }
+}

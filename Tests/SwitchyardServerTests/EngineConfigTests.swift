@@ -84,4 +84,19 @@ import Testing
         let error = error(Self.yaml("    kind: managed\n    command: [e, \"${PORT}\"]", top: "engines: {max_running: 0}"))
         #expect(error?.key == "engines.max_running")
     }
+
+    @Test func theTokenizerIsReadAndValidated() throws {
+        let config = try ConfigLoader.parse(
+            yaml: Self.yaml("    kind: managed\n    command: [e, \"${PORT}\"]\n    tokenizer: {kind: llama-cpp-python}"),
+            environment: [:])
+        let tokenizer = try #require(config.providers.first?.tokenizer)
+        #expect(tokenizer.kind == .llamaCppPython && tokenizer.chatTemplate == .chatml && tokenizer.path == "/extras/tokenize/count")
+        let server = try ConfigLoader.parse(
+            yaml: Self.yaml("    kind: openai\n    base_url: http://x/v1\n    tokenizer: {kind: llama-server, chat_template: none}"),
+            environment: [:])
+        #expect(server.providers.first?.tokenizer == .init(kind: .llamaServer, chatTemplate: nil))
+        #expect(error(Self.yaml("    kind: managed\n    command: [e, \"${PORT}\"]\n    tokenizer: {kind: tiktoken}"))?.key
+            == "providers.eng.tokenizer.kind")
+        #expect(error(Self.yaml("    kind: test\n    tokenizer: {kind: llama-server}"))?.key == "providers.eng.tokenizer")
+    }
 }

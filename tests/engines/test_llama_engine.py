@@ -81,6 +81,7 @@ providers:
     stop_timeout: 5s
     group: cpu0
     stream: always
+    tokenizer: {{kind: llama-cpp-python, chat_template: chatml}}
   tiny-b:
     kind: managed
     command: {engine_command(stops)}
@@ -89,6 +90,7 @@ providers:
     idle_timeout: {idle}
     group: cpu0
     stream: always
+    tokenizer: {{kind: llama-cpp-python}}
 models:
   tiny: {{context: 2048, price: {{second: "1.00", max_seconds: 60}}, deployments: [{{provider: tiny-a, model: tiny}}]}}
   tiny-stops: {{context: 2048, price: {{input: "1.00", output: "1.00"}}, deployments: [{{provider: tiny-b, model: tiny}}]}}
@@ -212,5 +214,30 @@ def test_a_streaming_client_waiting_for_the_load_gets_loading_comments_and_the_e
         assert sum(1 for c in content if c["choices"] and c["choices"][0]["delta"].get("content")) == 6
         row = gateway.rows()[-1]
         assert row["status"] == "completed" and row["load_ms"] > 0
+    finally:
+        gateway.stop()
+
+
+def test_streamed_usage_counted_by_the_engines_tokenizer_equals_its_own_non_stream_count(models):
+    plain, _ = models
+    gateway = Gateway(models)
+    engine = None
+    try:
+        messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there, engine"}]
+        streamed = gateway.chat("tiny", stream=True, max_tokens=8, seed=11, messages=messages,
+                                stream_options={"include_usage": True})
+        assert streamed.status_code == 200 and streamed.text.rstrip().endswith("data: [DONE]")
+        row = gateway.rows()[-1]
+        assert row["usage_source"] == "engine", row
+        # The same seeded request, asked of the engine itself, whole: its own exact count.
+        port = gateway.engines()["tiny-a"]["port"]
+        direct = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60,
+                            json={"model": "tiny", "messages": messages, "max_tokens": 8, "seed": 11}).json()["usage"]
+        assert row["prompt_tokens"] == direct["prompt_tokens"] and row["completion_tokens"] == direct["completion_tokens"]
+        # An answer assembled for a non-streaming client (stream: always) carries the same counts.
+        whole = gateway.chat("tiny", max_tokens=8, seed=11, messages=messages)
+        assert whole.headers["x-switchyard-usage-source"] == "engine"
+        assert whole.json()["usage"]["prompt_tokens"] == direct["prompt_tokens"]
+        assert whole.json()["usage"]["completion_tokens"] == direct["completion_tokens"]
     finally:
         gateway.stop()

@@ -2,6 +2,8 @@
 /// upstream reported wins; otherwise prompt and relayed output are estimated, and marked so.
 public struct Meter: Sendable, Equatable {
     public var reported: Usage?
+    /// Counted by the engine's tokenizer after the fact, for upstreams whose streams report none.
+    public var counted: Usage?
     /// Output actually delivered to the client (or assembled for it): chunks and their text bytes.
     public var outputChunks = 0
     public var outputBytes = 0
@@ -23,6 +25,7 @@ public struct Meter: Sendable, Equatable {
     public func billable(charge: Bool) -> (prompt: Int, completion: Int, source: LedgerSettlement.UsageSource) {
         guard charge else { return (0, 0, .none) }
         if let reported { return (reported.promptTokens, reported.completionTokens, .reported) }
+        if let counted { return (counted.promptTokens, counted.completionTokens, .engine) }
         return (promptEstimate, estimatedCompletion, .estimated)
     }
 }

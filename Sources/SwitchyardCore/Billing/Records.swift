@@ -165,7 +165,8 @@ public enum HoldOutcome: Sendable, Equatable {
 
 /// How a request ended, to be written to its ledger row when its hold is settled.
 public struct LedgerSettlement: Sendable, Equatable {
-    public enum UsageSource: String, Sendable { case reported, estimated, none }
+    /// `reported` by the upstream, counted by the `engine`'s own tokenizer, or `estimated`.
+    public enum UsageSource: String, Sendable { case reported, engine, estimated, none }
 
     public var requestID: String
     public var accountID: String

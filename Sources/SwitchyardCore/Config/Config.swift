@@ -177,6 +177,31 @@ public struct ProviderConfig: Sendable, Equatable {
     public var test: TestModel
     /// The engine process of a `managed` provider.
     public var managed: ManagedEngine?
+    /// The engine's own tokenizer endpoint, for exact counts where its streams report no usage.
+    public var tokenizer: Tokenizer?
+
+    /// An engine's tokenizer endpoint (`tokenizer:`), asked after a stream that reported no usage.
+    public struct Tokenizer: Sendable, Equatable {
+        public enum Kind: String, Sendable, CaseIterable {
+            /// llama-cpp-python: `POST /extras/tokenize/count {"input"}` → `{"count"}`.
+            case llamaCppPython = "llama-cpp-python"
+            /// llama.cpp's `llama-server`: `POST /tokenize {"content", "add_special", "parse_special"}` → `{"tokens"}`.
+            case llamaServer = "llama-server"
+        }
+
+        public var kind: Kind
+        /// How chat messages are rendered for counting the prompt as the engine sees it; `nil`: the
+        /// prompt stays estimated and only the completion is counted.
+        public var chatTemplate: ChatTemplate?
+
+        public init(kind: Kind, chatTemplate: ChatTemplate? = .chatml) {
+            self.kind = kind
+            self.chatTemplate = chatTemplate
+        }
+
+        /// The endpoint's path below the engine's origin.
+        public var path: String { kind == .llamaCppPython ? "/extras/tokenize/count" : "/tokenize" }
+    }
 
     public init(
         name: String,

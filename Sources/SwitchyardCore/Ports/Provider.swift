@@ -89,7 +89,10 @@ public protocol Provider: Sendable {
     /// Whether `prepare` can have anything to do; when false the relay does not call it (a remote
     /// upstream is always ready, and a request should not pay for asking).
     var prepares: Bool { get }
-    /// Whether `prepare` would return at once now. When it would not (an engine must load), a
+    /// Counts `text` with the upstream's own tokenizer (`tokenizer:`); throws when it has none or the
+    /// call fails (the caller then keeps its estimate).
+    func countTokens(_ text: String, logger: Logger) async throws -> Int
+    /// Whether the prepare step would return at once now. When it would not (an engine must load), a
     /// streaming client gets its 200 and `: loading` comments while it waits, instead of silence.
     var isReady: Bool { get }
     /// Sends one request. Throws `UpstreamError` when no HTTP answer came; a non-2xx answer is a
@@ -102,4 +105,8 @@ extension Provider {
     public func prepare(logger: Logger) async throws -> Duration { .zero }
     public var prepares: Bool { false }
     public var isReady: Bool { true }
+
+    public func countTokens(_ text: String, logger: Logger) async throws -> Int {
+        throw UpstreamError.invalidResponse("no tokenizer configured")
+    }
 }

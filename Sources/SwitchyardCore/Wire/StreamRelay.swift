@@ -22,6 +22,10 @@ public struct StreamRelay: Sendable {
     public private(set) var outputBytes = 0
     /// Choices that have produced something but not yet a finish reason.
     public private(set) var unfinishedChoices: Set<Int> = []
+    /// Whether to keep the generated text (`relayedText`), for counting it with the engine's
+    /// tokenizer; off unless asked, so a relay keeps no content by default.
+    public var collectsText = false
+    public private(set) var relayedText = ""
 
     public init(identity: ResponseIdentity, endpoint: Endpoint, clientWantsUsage: Bool) {
         self.identity = identity
@@ -45,6 +49,9 @@ public struct StreamRelay: Sendable {
                 unfinishedChoices.remove(index)
             } else {
                 unfinishedChoices.insert(index)
+            }
+            if collectsText {
+                relayedText += choice["text"]?.stringValue ?? choice["delta"]?["content"]?.stringValue ?? ""
             }
             let bytes = OutputMeasure.bytes(ofChunkChoice: choice)
             if bytes > 0 {

@@ -115,6 +115,14 @@ final class BillingTicket: Sendable {
         }
     }
 
+    /// Exact counts from the engine's tokenizer, for an upstream that reported none.
+    func recordCounted(_ usage: Usage) {
+        state.withLock { $0.meter.counted = usage }
+    }
+
+    /// Whether the upstream reported usage itself.
+    var hasReportedUsage: Bool { state.withLock { $0.meter.reported != nil } }
+
     /// What a charged request is billed for and where the numbers came from (`reported` by the
     /// upstream, else `estimated`), for a whole answer's `usage` and its `x-switchyard-usage-source`.
     var billedUsage: (usage: Usage, source: LedgerSettlement.UsageSource) {

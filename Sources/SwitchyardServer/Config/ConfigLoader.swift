@@ -99,6 +99,27 @@ public enum ConfigLoader {
         return config
     }
 
+    /// `tokenizer: {kind: llama-cpp-python, chat_template: chatml}`; `chat_template: none` (an engine
+    /// whose template is not ChatML) asks nothing, and the estimates stand.
+    static func readTokenizer(_ node: ConfigNode) throws(ConfigError) -> ProviderConfig.Tokenizer {
+        let fields = try node.fields(["kind", "chat_template"])
+        guard let kindNode = fields["kind"] else { throw node.error("'kind' is required (llama-cpp-python or llama-server)") }
+        guard let kind = ProviderConfig.Tokenizer.Kind(rawValue: try kindNode.string()) else {
+            throw kindNode.error("expected llama-cpp-python or llama-server")
+        }
+        var tokenizer = ProviderConfig.Tokenizer(kind: kind)
+        if let template = fields["chat_template"] {
+            let text = try template.string()
+            if text == "none" {
+                tokenizer.chatTemplate = nil
+            } else {
+                guard let value = ChatTemplate(rawValue: text) else { throw template.error("expected chatml or none") }
+                tokenizer.chatTemplate = value
+            }
+        }
+        return tokenizer
+    }
+
     /// `demo: {account: test, key: test, balance: "10.00", requests_per_minute: 10, concurrent: 2}`.
     static func readDemo(_ node: ConfigNode) throws(ConfigError) -> Config.Demo {
         let fields = try node.fields([
@@ -147,7 +168,7 @@ public enum ConfigLoader {
     static func readProvider(_ name: String, _ node: ConfigNode) throws(ConfigError) -> ProviderConfig {
         let fields = try node.fields([
             "kind", "base_url", "api_key", "stream", "timeouts", "max_connections", "max_queue", "headers", "tokens",
-            "token_delay",
+            "token_delay", "tokenizer",
         ] + managedKeys)
         guard let kindNode = fields["kind"] else { throw node.error("'kind' is required (openai, managed or test)") }
         let kindText = try kindNode.string()
@@ -198,6 +219,10 @@ public enum ConfigLoader {
             throw fields[key].map { $0.error("not used by kind test") } ?? node.error("")
         }
         if let value = fields["headers"] { provider.headers = try value.stringMap() }
+        if let value = fields["tokenizer"] {
+            guard kind != .test else { throw value.error("not used by kind test") }
+            provider.tokenizer = try readTokenizer(value)
+        }
         for key in ["tokens", "token_delay"] where kind != .test && fields[key] != nil {
             throw fields[key].map { $0.error("only used by kind test") } ?? node.error("")
         }

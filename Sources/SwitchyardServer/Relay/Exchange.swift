@@ -220,6 +220,9 @@ struct Exchange: Sendable {
             }
             return (aggregator, .upstreamEnded(finishReason: aggregator.finishReason, charge: true))
         }
+        if aggregator.usage == nil, aggregator.outputChunks > 0 {
+            await countWithEngine(completion: Self.completionText(of: aggregator.response(identity: plan.identity)))
+        }
         let action = ticket.handle(ending)
         if case .finish(let outcome) = action {
             await ticket.settle(outcome)
@@ -247,6 +250,7 @@ struct Exchange: Sendable {
     /// was relayed.
     func pipe(_ events: UpstreamEvents, first: [UInt8]?, into writer: inout any ResponseBodyWriter) async throws {
         var relay = StreamRelay(identity: plan.identity, endpoint: endpoint, clientWantsUsage: inference.includeUsage)
+        relay.collectsText = countsWithEngine
         let registrations = [client, stop].compactMap { $0?.onFire { events.cancel() } }
         defer { registrations.forEach { $0.cancel() } }
         var charge: Bool { relay.outputChunks > 0 || relay.usage != nil }
@@ -270,6 +274,7 @@ struct Exchange: Sendable {
         } catch {
             ending = event(for: error, charge: charge, committed: true)
         }
+        if charge, relay.usage == nil { await countWithEngine(completion: relay.relayedText) }
         let action = ticket.handle(ending ?? .upstreamEnded(finishReason: relay.finishReason, charge: charge))
         switch action {
         case .finish(let outcome):

@@ -167,6 +167,11 @@ public final class EngineSupervisor: Service, Sendable {
         state.withLock { $0.fleet.engines[name]?.state == .ready }
     }
 
+    /// The port of the engine while it is serving.
+    func readyPort(_ name: String) -> Int? {
+        state.withLock { $0.fleet.engines[name]?.state == .ready ? $0.ports[name] : nil }
+    }
+
     public var snapshots: [EngineSnapshot] {
         let now = clock.now
         let unixNow = clock.unixMillis

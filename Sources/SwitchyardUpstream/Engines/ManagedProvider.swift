@@ -18,6 +18,11 @@ struct ManagedProvider: Provider {
         try await supervisor.prepare(config.name)
     }
 
+    func countTokens(_ text: String, logger: Logger) async throws -> Int {
+        guard let port = supervisor.readyPort(config.name) else { throw UpstreamError.connectFailed }
+        return try await http.countTokens(text, logger: logger, baseURL: "http://127.0.0.1:\(port)/v1")
+    }
+
     func send(_ request: UpstreamRequest, logger: Logger) async throws -> UpstreamResponse {
         let name = config.name
         let supervisor = self.supervisor
