@@ -71,6 +71,16 @@ final class PreparingProvider: Provider {
             let generation = try #require(row.generationMillis)
             #expect(generation < 300)
             #expect(row.cost == Money(micros: generation * 1000))
+            // The request log line says it too (written once the response is done).
+            let deadline = ContinuousClock.now + .seconds(5)
+            func loggedLoad() -> Double? {
+                gateway.logs.requests.compactMap { line -> Double? in
+                    guard case .number(let text)? = line["load_ms"] else { return nil }
+                    return Double(text)
+                }.first
+            }
+            while loggedLoad() == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect((loggedLoad() ?? 0) >= 400)
         }
     }
 

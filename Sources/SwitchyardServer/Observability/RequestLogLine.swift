@@ -54,6 +54,8 @@ struct RequestLogLine {
             fields["cost"] = .string((snapshot.captured ?? .zero).description)
             fields["hold"] = .string(report.open.hold.description)
             if let overhead = report.overhead { fields["overhead_ms"] = .stringConvertible(Self.millis(overhead)) }
+            // Only when a provider had to get ready (a managed engine loading): most requests have none.
+            if report.timings.load > .zero { fields["load_ms"] = .stringConvertible(Self.millis(report.timings.load)) }
             if let sent = report.sentAt, let first = report.firstOutputAt {
                 fields["first_token_ms"] = .stringConvertible(Self.millis(first - sent))
             }
