@@ -35,11 +35,20 @@ final class ActivityDeadline: Sendable {
 
     /// Returns the phase that timed out once the deadline passes unextended; throws
     /// `CancellationError` when cancelled first.
+    ///
+    /// It sleeps in slices of at most `slice`: a cancelled `Task.sleep` returns at once, but its
+    /// timer stays queued in the executor until the time it was set for. One watchdog per request
+    /// sleeping towards a 60 s idle deadline, cancelled a millisecond later when the answer is
+    /// complete, kept every request's timer (and what it holds) alive for a minute — about 0.8 KB a
+    /// request, 170 MB at 7 000 requests/s. With slices a cancelled timer lives a second at most.
     func watch() async throws -> UpstreamErrorPhase {
         while true {
             let (deadline, phase) = state.withLock { ($0.deadline, $0.phase) }
-            if deadline <= .now { return phase }
-            try await Task.sleep(until: deadline, clock: .continuous)
+            let now = ContinuousClock.now
+            if deadline <= now { return phase }
+            try await Task.sleep(until: min(deadline, now + Self.slice), clock: .continuous)
         }
     }
+
+    static let slice: Duration = .seconds(1)
 }
