@@ -51,4 +51,14 @@ final class ActivityDeadline: Sendable {
     }
 
     static let slice: Duration = .seconds(1)
+
+    /// `Task.sleep(until:)` in slices, for a sleep that is usually cancelled long before its end
+    /// (see `watch`).
+    static func sleep(until deadline: ContinuousClock.Instant) async throws {
+        while true {
+            let now = ContinuousClock.now
+            if deadline <= now { return }
+            try await Task.sleep(until: min(deadline, now + slice), clock: .continuous)
+        }
+    }
 }

@@ -84,7 +84,7 @@ public struct OpenAIProvider: Provider {
                 return true
             }
             group.addTask {
-                try await Task.sleep(until: deadline, clock: .continuous)
+                try await ActivityDeadline.sleep(until: deadline)
                 return false
             }
             let first = try await group.next() ?? false
