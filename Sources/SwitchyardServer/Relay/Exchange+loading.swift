@@ -40,8 +40,7 @@ extension Exchange {
             try await finishWhole(object)
             let chunks = StreamSynthesizer.chunks(
                 from: object, endpoint: endpoint, identity: plan.identity, includeUsage: inference.includeUsage)
-            for chunk in chunks { try await writer.write(ByteBuffer(bytes: SSE.event(chunk))) }
-            try await writer.write(ByteBuffer(bytes: SSE.done))
+            try await Self.writeEvents(chunks, into: &writer)
         }
     }
 
@@ -94,10 +93,8 @@ extension Exchange {
             await ticket.settle(outcome)
         case .finishStopped(let outcome):
             let relay = StreamRelay(identity: plan.identity, endpoint: endpoint, clientWantsUsage: inference.includeUsage)
-            for chunk in relay.cancellationChunks(usage: ticket.billableUsage(charge: outcome.charge)) {
-                try? await writer.write(ByteBuffer(bytes: SSE.event(chunk)))
-            }
-            try? await writer.write(ByteBuffer(bytes: SSE.done))
+            try? await Self.writeEvents(
+                relay.cancellationChunks(usage: ticket.billableUsage(charge: outcome.charge)), into: &writer)
             await ticket.settle(outcome)
         case .abandon(let outcome), .finish(let outcome):
             await ticket.settle(outcome)

@@ -144,10 +144,7 @@ struct Exchange: Sendable {
             try await finishWhole(object)
             let chunks = StreamSynthesizer.chunks(
                 from: object, endpoint: endpoint, identity: plan.identity, includeUsage: inference.includeUsage)
-            return Relay.eventStream { writer in
-                for chunk in chunks { try await writer.write(ByteBuffer(bytes: SSE.event(chunk))) }
-                try await writer.write(ByteBuffer(bytes: SSE.done))
-            }
+            return Relay.eventStream { writer in try await Self.writeEvents(chunks, into: &writer) }
 
         case (true, .events(let events, let first)):
             _ = ticket.handle(.committed)
@@ -170,6 +167,13 @@ struct Exchange: Sendable {
         return response
     }
 
+    /// Writes `chunks` as SSE events, then `[DONE]`: how every answer the gateway composes itself
+    /// (synthesised from a whole answer, or a stopped one) ends.
+    static func writeEvents(_ chunks: [JSONObject], into writer: inout any ResponseBodyWriter) async throws {
+        for chunk in chunks { try await writer.write(ByteBuffer(bytes: SSE.event(chunk))) }
+        try await writer.write(ByteBuffer(bytes: SSE.done))
+    }
+
     /// A whole answer came: meter it and settle, before anything is written.
     func finishWhole(_ object: JSONObject) async throws {
         let bytes = OutputMeasure.bytes(ofResponse: object)
@@ -186,10 +190,7 @@ struct Exchange: Sendable {
         if inference.stream {
             let relay = StreamRelay(identity: plan.identity, endpoint: endpoint, clientWantsUsage: inference.includeUsage)
             let chunks = relay.cancellationChunks(usage: usage)
-            return Relay.eventStream { writer in
-                for chunk in chunks { try await writer.write(ByteBuffer(bytes: SSE.event(chunk))) }
-                try await writer.write(ByteBuffer(bytes: SSE.done))
-            }
+            return Relay.eventStream { writer in try await Self.writeEvents(chunks, into: &writer) }
         }
         let aggregator = aggregated ?? StreamAggregator(endpoint: endpoint)
         return Relay.json(aggregator.cancelledResponse(identity: plan.identity, usage: usage))
@@ -282,10 +283,8 @@ struct Exchange: Sendable {
             await ticket.settle(outcome)
         case .finishStopped(let outcome):
             events.cancel()
-            for chunk in relay.cancellationChunks(usage: ticket.billableUsage(charge: outcome.charge)) {
-                try? await writer.write(ByteBuffer(bytes: SSE.event(chunk)))
-            }
-            try? await writer.write(ByteBuffer(bytes: SSE.done))
+            try? await Self.writeEvents(
+                relay.cancellationChunks(usage: ticket.billableUsage(charge: outcome.charge)), into: &writer)
             await ticket.settle(outcome)
         case .finishWithError(let error, let outcome):
             events.cancel()
