@@ -89,6 +89,8 @@ public func buildApplication(
     v1.post("embeddings") { request, context in
         try await relay.handle(.embeddings, request: request, context: context)
     }
+    AgentRoutes(relay: relay, inFlight: inFlight, authenticator: authenticator, catalog: catalog, router: relay.router)
+        .addRoutes(to: router)
     AccountController(authenticator: authenticator, store: dependencies.store, limits: config.limits).addRoutes(to: router)
     OperationsController(
         store: dependencies.store, lifecycle: dependencies.lifecycle, metrics: dependencies.metrics,

@@ -22,6 +22,9 @@ enum Migrations {
         // The HTTP request's `x-request-id` (the caller's, or the gateway's own), so operators can
         // join the request log and the bill (issue 16).
         Step(version: 4, statements: { _ in ["ALTER TABLE ledger ADD COLUMN http_request_id TEXT"] }),
+        // The API the caller used (`chat`, `responses`, `messages`…): agents' routes are billed on
+        // the same rows (issue 17). NULL on rows written before.
+        Step(version: 5, statements: { _ in ["ALTER TABLE ledger ADD COLUMN api TEXT"] }),
     ]
 
     /// Serialises migrations of gateway replicas starting together (an arbitrary constant).

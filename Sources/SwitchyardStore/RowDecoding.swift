@@ -14,6 +14,7 @@ enum Columns {
         "request_id", "account_id", "key_id", "end_user", "model", "deployment", "instance", "hold_micros", "status",
         "end_reason", "http_status", "prompt_tokens", "completion_tokens", "usage_source", "cost_micros", "queue_ms",
         "load_ms", "first_token_ms", "generation_ms", "started_at", "finished_at", "attempts", "http_request_id",
+        "api",
     ]
 
     /// `a.id AS a_id, a.name AS a_name, …`, or plain `id, name, …` without a table.
@@ -78,7 +79,8 @@ extension SQLRow {
             hold: Money(micros: try value("hold_micros")),
             instance: try value("instance"),
             startedAt: try value("started_at"),
-            httpRequestID: try optional("http_request_id")
+            httpRequestID: try optional("http_request_id"),
+            api: try optional("api")
         )
         return LedgerRow(
             open: open,

@@ -61,13 +61,13 @@ struct SQLKitBatchExecutor: BillingBatchExecutor {
             values += """
                 (\(bind: open.requestID), \(bind: open.accountID), \(bind: open.keyID), \(bind: open.endUser),
                 \(bind: open.model), \(bind: open.deployment), \(bind: open.instance), \(bind: open.hold.micros),
-                'running', 0, \(bind: open.startedAt), \(bind: open.httpRequestID))
+                'running', 0, \(bind: open.startedAt), \(bind: open.httpRequestID), \(bind: open.api))
                 """
         }
         let inserted = try await database.raw(
             """
             INSERT INTO ledger (request_id, account_id, key_id, end_user, model, deployment, instance, hold_micros,
-                status, cost_micros, started_at, http_request_id)
+                status, cost_micros, started_at, http_request_id, api)
             VALUES \(values)
             ON CONFLICT (request_id) DO NOTHING
             RETURNING request_id

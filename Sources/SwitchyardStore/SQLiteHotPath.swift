@@ -78,13 +78,13 @@ final class SQLiteHotPath: BillingBatchExecutor, @unchecked Sendable {
             try database.execute(
                 """
                 INSERT INTO ledger (request_id, account_id, key_id, end_user, model, deployment, instance, hold_micros,
-                    status, cost_micros, started_at, http_request_id)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', 0, ?9, ?10)
+                    status, cost_micros, started_at, http_request_id, api)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', 0, ?9, ?10, ?11)
                 """,
                 [
                     .text(open.requestID), .text(open.accountID), .text(open.keyID), optional(open.endUser),
                     .text(open.model), .text(open.deployment), .text(open.instance), .int(open.hold.micros),
-                    .int(open.startedAt), optional(open.httpRequestID),
+                    .int(open.startedAt), optional(open.httpRequestID), optional(open.api),
                 ])
         }
         for entry in decisions.settled {

@@ -14,19 +14,45 @@ public struct OpenAIProvider: Provider {
     let gate: ConnectionGate
     private let baseURL: String
     let fixedHeaders: HTTPHeaders
+    /// An event payload after which the stream is complete, for APIs that send no `[DONE]`
+    /// (Anthropic's `message_stop`, Responses' final event); it is passed on, then the stream ends.
+    let isLastEvent: (@Sendable ([UInt8]) -> Bool)?
 
     /// Largest whole (non-streamed) upstream body the gateway accepts.
     static let maxResponseBytes = 64 * 1024 * 1024
 
     init(config: ProviderConfig, client: HTTPClient) {
+        var headers = HTTPHeaders()
+        if let key = config.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
+        self.init(config: config, client: client, authentication: headers, isLastEvent: Self.isLastResponsesEvent)
+    }
+
+    /// `authentication`: the headers that carry the key; `isLastEvent`: see the property.
+    init(
+        config: ProviderConfig, client: HTTPClient, authentication: HTTPHeaders,
+        isLastEvent: (@Sendable ([UInt8]) -> Bool)?
+    ) {
         self.config = config
         self.client = client
         self.gate = ConnectionGate(capacity: config.maxConnections, maxWaiters: config.maxQueue)
         self.baseURL = config.baseURL.hasSuffix("/") ? String(config.baseURL.dropLast()) : config.baseURL
-        var headers = HTTPHeaders()
-        if let key = config.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
+        var headers = authentication
         for (name, value) in config.headers.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
         self.fixedHeaders = headers
+        self.isLastEvent = isLastEvent
+    }
+
+    /// The final event of a Responses stream (which ends without `[DONE]`): `response.completed`,
+    /// `.incomplete` or `.failed`. Chat streams never match: their payloads have no such `type`.
+    private static let responsesEventPrefix = Array(#"{"type":"response."#.utf8)
+
+    @Sendable static func isLastResponsesEvent(_ payload: [UInt8]) -> Bool {
+        // Cheap before exact: the type comes first in the payload of these events.
+        guard payload.count > 30, payload.starts(with: responsesEventPrefix) else { return false }
+        guard case .object(let event)? = try? JSONValue.parse(payload), let type = event["type"]?.stringValue else {
+            return false
+        }
+        return type == "response.completed" || type == "response.incomplete" || type == "response.failed"
     }
 
     public func send(_ request: UpstreamRequest, logger: Logger) async throws -> UpstreamResponse {
@@ -38,6 +64,7 @@ public struct OpenAIProvider: Provider {
         var outgoing = HTTPClientRequest(url: baseURL + request.endpoint.path)
         outgoing.method = .POST
         outgoing.headers = fixedHeaders
+        for (name, value) in request.headers { outgoing.headers.replaceOrAdd(name: name, value: value) }
         outgoing.headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
         let (body, contentType) = request.encoded(boundary: "switchyard-" + ResponseIdentity.randomID())
         outgoing.headers.add(name: "content-type", value: contentType)
@@ -65,7 +92,7 @@ public struct OpenAIProvider: Provider {
         if (200..<300).contains(status) && isEventStream {
             let events = Self.events(
                 of: response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total,
-                onEnd: { lease.release() })
+                isLastEvent: isLastEvent, onEnd: { lease.release() })
             return UpstreamResponse(status: status, headers: headers, body: .events(events))
         }
         defer { lease.release() }
@@ -136,7 +163,8 @@ public struct OpenAIProvider: Provider {
     /// the rest of the body is drained, so that the connection goes back to the pool.
     static func events(
         of body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration,
-        total: ContinuousClock.Instant?, onEnd: @escaping @Sendable () -> Void
+        total: ContinuousClock.Instant?, isLastEvent: (@Sendable ([UInt8]) -> Bool)? = nil,
+        onEnd: @escaping @Sendable () -> Void
     ) -> UpstreamEvents {
         EventPump.start(onEnd: onEnd) { events in
             let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte, total: total)
@@ -147,6 +175,10 @@ public struct OpenAIProvider: Provider {
                     let emit: ([UInt8]) -> Void = { payload in
                         guard !done else { return }
                         if SSEParser.isDone(payload) {
+                            done = true
+                            events.finish()
+                        } else if let isLastEvent, isLastEvent(payload) {
+                            events.yield(payload)
                             done = true
                             events.finish()
                         } else {

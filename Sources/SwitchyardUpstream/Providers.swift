@@ -47,6 +47,7 @@ public struct ProviderFactory: Sendable {
     public static let standard = ProviderFactory(makers: [
         .test: { config, _ in TestProvider(config: config) },
         .openai: { config, context in OpenAIProvider(config: config, client: context.httpClient(for: config)) },
+        .anthropic: { config, context in AnthropicProvider(config: config, client: context.httpClient(for: config)) },
         .managed: { config, context in
             ManagedProvider(
                 config: config, http: OpenAIProvider(config: config, client: context.httpClient(for: config)),

@@ -138,12 +138,15 @@ public struct LedgerOpen: Sendable, Equatable {
     /// The HTTP request's `x-request-id` (the caller's valid one, or the gateway's), which the request
     /// log line carries too.
     public var httpRequestID: String?
+    /// The API the caller used (`chat`, `completions`, `embeddings`, `responses`, `messages`).
+    public var api: String?
 
     public init(
         requestID: String, accountID: String, keyID: String, endUser: String?, model: String, deployment: String,
-        hold: Money, instance: String, startedAt: Int64, httpRequestID: String? = nil
+        hold: Money, instance: String, startedAt: Int64, httpRequestID: String? = nil, api: String? = nil
     ) {
         self.httpRequestID = httpRequestID
+        self.api = api
         self.requestID = requestID
         self.accountID = accountID
         self.keyID = keyID

@@ -114,6 +114,30 @@ public struct ProviderConfig: Sendable, Equatable {
         case test
         /// An OpenAI-compatible engine process the gateway starts and stops itself.
         case managed
+        /// The Anthropic Messages API (`x-api-key`, `anthropic-version`): Messages requests are passed
+        /// through, chat completions and Responses translated.
+        case anthropic
+    }
+
+    /// How an OpenAI-compatible upstream is sent `/v1/responses` requests.
+    public enum ResponsesMode: String, Sendable, CaseIterable {
+        /// Translated to chat completions and back (the upstream need not know Responses).
+        case translate
+        /// Passed through to the upstream's own `/responses`, only `model` rewritten.
+        case native
+    }
+
+    /// What an `anthropic` provider sends (`anthropic:` in the config).
+    public struct Anthropic: Sendable, Equatable {
+        /// `anthropic-version`, unless the caller of `/v1/messages` sent its own.
+        public var version: String
+        /// `max_tokens` for translated requests that set no limit (Anthropic requires one).
+        public var defaultMaxTokens: Int
+
+        public init(version: String = "2023-06-01", defaultMaxTokens: Int = 4096) {
+            self.version = version
+            self.defaultMaxTokens = defaultMaxTokens
+        }
     }
 
     /// Whether the upstream can stream.
@@ -179,6 +203,20 @@ public struct ProviderConfig: Sendable, Equatable {
     public var managed: ManagedEngine?
     /// The engine's own tokenizer endpoint, for exact counts where its streams report no usage.
     public var tokenizer: Tokenizer?
+    /// `responses:` (kinds openai and managed).
+    public var responses: ResponsesMode = .translate
+    /// Settings of kind `anthropic`.
+    public var anthropic = Anthropic()
+
+    /// The caller dialect this upstream speaks natively besides chat completions: requests in it
+    /// are passed through rather than translated.
+    public func speaksNatively(_ dialect: Dialect) -> Bool {
+        switch dialect {
+        case .openAI: kind != .anthropic
+        case .responses: kind != .anthropic && kind != .test && responses == .native
+        case .anthropic: kind == .anthropic
+        }
+    }
 
     /// An engine's tokenizer endpoint (`tokenizer:`), asked after a stream that reported no usage.
     public struct Tokenizer: Sendable, Equatable {

@@ -13,15 +13,19 @@ public struct UpstreamRequest: Sendable {
     public var payload: Payload
     /// Whether the upstream is asked to stream (`body["stream"]` says the same).
     public var stream: Bool
+    /// The caller's headers that go upstream with a passed-through request (`anthropic-version`,
+    /// `anthropic-beta`), lower-cased names; they replace the provider's own of the same name.
+    public var headers: [(name: String, value: String)]
 
-    public init(endpoint: Endpoint, payload: Payload, stream: Bool) {
+    public init(endpoint: Endpoint, payload: Payload, stream: Bool, headers: [(name: String, value: String)] = []) {
         self.endpoint = endpoint
         self.payload = payload
         self.stream = stream
+        self.headers = headers
     }
 
-    public init(endpoint: Endpoint, body: JSONObject, stream: Bool) {
-        self.init(endpoint: endpoint, payload: .json(body), stream: stream)
+    public init(endpoint: Endpoint, body: JSONObject, stream: Bool, headers: [(name: String, value: String)] = []) {
+        self.init(endpoint: endpoint, payload: .json(body), stream: stream, headers: headers)
     }
 
     /// The JSON body's fields (empty for a multipart or byte body).

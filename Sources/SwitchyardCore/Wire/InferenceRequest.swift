@@ -8,21 +8,59 @@ public struct InferenceRequest: Sendable {
     public var stream: Bool
     /// The client asked for the usage chunk at the end of a stream.
     public var includeUsage: Bool
+    /// The API the caller speaks; `body` is always chat completions (or the OpenAI operation itself).
+    public var dialect: Dialect = .openAI
+    /// The caller's own body when its dialect is not OpenAI's: passed through to upstreams that
+    /// speak it, and echoed in Responses objects.
+    public var original: JSONObject?
+    /// The caller's headers that go with a passed-through request (`anthropic-version`, `anthropic-beta`).
+    public var passthroughHeaders: [(name: String, value: String)] = []
 
-    /// `modelOverride` (the seed's `{AI_system}` path segment), when not empty, names the model and
-    /// makes the body's `model` optional.
-    public init(endpoint: Endpoint, bytes: [UInt8], modelOverride: String? = nil) throws(GatewayError) {
+    /// The API the caller used, as the ledger and the request log name it (`chat`, `responses`, `messages`…).
+    public var api: String { dialect.nativeEndpoint?.name ?? endpoint.name }
+
+    /// A Responses or Messages request (`bytes`), translated to chat completions.
+    public init(
+        dialect: Dialect, bytes: [UInt8], modelOverride: String? = nil, headers: [(name: String, value: String)] = []
+    ) throws(GatewayError) {
+        var original = try Self.object(bytes)
+        if let modelOverride, !modelOverride.isEmpty { original["model"] = .string(modelOverride) }
+        guard let model = original["model"], !model.isNull else { throw .missingParameter("model") }
+        guard model.stringValue != nil else { throw .invalidType("model", expected: "a string", got: model) }
+        if let stream = original["stream"], !stream.isNull, stream.boolValue == nil {
+            throw .invalidType("stream", expected: "a boolean", got: stream)
+        }
+        let chat: JSONObject
+        switch dialect {
+        case .openAI: chat = original
+        case .responses: chat = try ResponsesRequest.chatBody(from: original)
+        case .anthropic: chat = try MessagesRequest.chatBody(from: original)
+        }
+        try self.init(endpoint: .chatCompletions, body: chat)
+        self.dialect = dialect
+        self.original = original
+        self.passthroughHeaders = headers
+    }
+
+    public static func object(_ bytes: [UInt8]) throws(GatewayError) -> JSONObject {
         let value: JSONValue
         do {
             value = try JSONValue.parse(bytes)
         } catch {
             throw .invalidJSON(error)
         }
-        guard case .object(var body) = value else {
+        guard case .object(let body) = value else {
             throw GatewayError(
                 status: 400, message: "The request body must be a JSON object, not \(value.typeName).",
                 type: "invalid_request_error")
         }
+        return body
+    }
+
+    /// `modelOverride` (the seed's `{AI_system}` path segment), when not empty, names the model and
+    /// makes the body's `model` optional.
+    public init(endpoint: Endpoint, bytes: [UInt8], modelOverride: String? = nil) throws(GatewayError) {
+        var body = try Self.object(bytes)
         if let modelOverride, !modelOverride.isEmpty { body["model"] = .string(modelOverride) }
         try self.init(endpoint: endpoint, body: body)
     }

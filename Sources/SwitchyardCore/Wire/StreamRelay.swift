@@ -33,7 +33,22 @@ public struct StreamRelay: Sendable {
         self.clientWantsUsage = clientWantsUsage
     }
 
+    /// What one upstream chunk is for a client in another dialect: the chunk itself, stamped.
+    public enum ChunkAction: Sendable {
+        case chunk(JSONObject)
+        case drop
+        case upstreamError(JSONObject)
+    }
+
     public mutating func relay(_ payload: [UInt8]) throws(UpstreamError) -> Action {
+        switch try relayChunk(payload) {
+        case .chunk(let chunk): .forward(SSE.event(chunk))
+        case .drop: .drop
+        case .upstreamError(let error): .upstreamError(error)
+        }
+    }
+
+    public mutating func relayChunk(_ payload: [UInt8]) throws(UpstreamError) -> ChunkAction {
         guard case .object(var chunk) = try? JSONValue.parse(payload) else {
             throw .invalidResponse("a stream event is not a JSON object")
         }
@@ -64,7 +79,7 @@ public struct StreamRelay: Sendable {
             chunk["usage"] = nil
         }
         identity.stamp(&chunk, endpoint: endpoint)
-        return .forward(SSE.event(chunk))
+        return .chunk(chunk)
     }
 }
 
@@ -124,6 +139,7 @@ public enum OutputMeasure {
 
     public static func bytes(ofMessage message: JSONValue) -> Int {
         var total = (message["content"]?.stringValue?.utf8.count ?? 0) + (message["refusal"]?.stringValue?.utf8.count ?? 0)
+            + (message["reasoning_content"]?.stringValue?.utf8.count ?? 0)
         for call in message["tool_calls"]?.arrayValue ?? [] {
             total += (call["function"]?["name"]?.stringValue?.utf8.count ?? 0)
                 + (call["function"]?["arguments"]?.stringValue?.utf8.count ?? 0)

@@ -24,7 +24,7 @@ struct Billing: Sendable {
         let open = LedgerOpen(
             requestID: plan.identity.id, accountID: caller.account.id, keyID: caller.key.id,
             endUser: endUser, model: model.name, deployment: plan.deployment, hold: hold,
-            instance: instance, startedAt: clock.unixMillis, httpRequestID: record?.id)
+            instance: instance, startedAt: clock.unixMillis, httpRequestID: record?.id, api: inference.api)
         switch try await store.openHold(open) {
         case .held:
             let metrics = self.metrics

@@ -74,13 +74,14 @@ enum BillingJSON {
             ]),
             "attempts": row.attempts.map(JSONValue.string) ?? .null,
             "http_request_id": open.httpRequestID.map(JSONValue.string) ?? .null,
+            "api": open.api.map(JSONValue.string) ?? .null,
         ]
     }
 
     static let csvHeader =
         "id,started_at,finished_at,account_id,key_id,user,model,deployment,status,end_reason,http_status,"
         + "prompt_tokens,completion_tokens,usage_source,cost,queue_ms,load_ms,first_token_ms,generation_ms,attempts,"
-        + "http_request_id\n"
+        + "http_request_id,api\n"
 
     static func csvLine(_ row: LedgerRow) -> String {
         let open = row.open
@@ -91,6 +92,7 @@ enum BillingJSON {
             row.usageSource ?? "", row.cost.description, row.queueMillis.map(String.init) ?? "",
             row.loadMillis.map(String.init) ?? "", row.firstTokenMillis.map(String.init) ?? "",
             row.generationMillis.map(String.init) ?? "", row.attempts ?? "", open.httpRequestID ?? "",
+            open.api ?? "",
         ]
         return fields.map(csvField).joined(separator: ",") + "\n"
     }

@@ -168,17 +168,19 @@ public enum ConfigLoader {
     static func readProvider(_ name: String, _ node: ConfigNode) throws(ConfigError) -> ProviderConfig {
         let fields = try node.fields([
             "kind", "base_url", "api_key", "stream", "timeouts", "max_connections", "max_queue", "headers", "tokens",
-            "token_delay", "tokenizer",
+            "token_delay", "tokenizer", "responses", "anthropic",
         ] + managedKeys)
-        guard let kindNode = fields["kind"] else { throw node.error("'kind' is required (openai, managed or test)") }
+        guard let kindNode = fields["kind"] else {
+            throw node.error("'kind' is required (openai, anthropic, managed or test)")
+        }
         let kindText = try kindNode.string()
         guard let kind = ProviderConfig.Kind(rawValue: kindText) else {
-            throw kindNode.error("unknown kind '\(kindText)' (expected openai, managed or test)")
+            throw kindNode.error("unknown kind '\(kindText)' (expected openai, anthropic, managed or test)")
         }
         var provider = ProviderConfig(name: name, kind: kind)
         switch kind {
-        case .openai:
-            guard let urlNode = fields["base_url"] else { throw node.error("'base_url' is required for kind openai") }
+        case .openai, .anthropic:
+            guard let urlNode = fields["base_url"] else { throw node.error("'base_url' is required for kind \(kind)") }
             let url = try urlNode.string()
             guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
                 throw urlNode.error("expected an http:// or https:// URL such as http://127.0.0.1:8000/v1")
@@ -228,6 +230,19 @@ public enum ConfigLoader {
         }
         if let value = fields["tokens"] { provider.test.tokens = try value.int(in: 0...100_000) }
         if let value = fields["token_delay"] { provider.test.tokenDelay = try value.duration() }
+        if let value = fields["responses"] {
+            guard kind == .openai || kind == .managed else { throw value.error("only used by kinds openai and managed") }
+            guard let mode = ProviderConfig.ResponsesMode(rawValue: try value.string()) else {
+                throw value.error("expected translate or native")
+            }
+            provider.responses = mode
+        }
+        if let value = fields["anthropic"] {
+            guard kind == .anthropic else { throw value.error("only used by kind anthropic") }
+            let values = try value.fields(["version", "default_max_tokens"])
+            if let version = values["version"] { provider.anthropic.version = try version.string() }
+            if let tokens = values["default_max_tokens"] { provider.anthropic.defaultMaxTokens = try tokens.int(in: 1...1_000_000) }
+        }
         return provider
     }
 

@@ -21,10 +21,18 @@ struct SeedRoutes: Sendable {
         // meaningful here, and a router collapses empty segments.
         router.post("llm_api/**") { request, context in
             let call = try SeedPath(request.uri.path)
-            guard let endpoint = call.endpoint else { throw GatewayError.unknownURL(request) }
-            return try await relay.handle(
-                endpoint, request: request, context: context,
-                style: .init(pathKey: call.openid, pathUser: call.userid, pathModel: call.model))
+            let style = Relay.CallStyle(pathKey: call.openid, pathUser: call.userid, pathModel: call.model)
+            switch call.rest {
+            case ["responses"]:
+                return try await relay.handle(.chatCompletions, dialect: .responses, request: request, context: context, style: style)
+            case ["messages"]:
+                return try await AgentRoutes.anthropicErrors {
+                    try await relay.handle(.chatCompletions, dialect: .anthropic, request: request, context: context, style: style)
+                }
+            default:
+                guard let endpoint = call.endpoint else { throw GatewayError.unknownURL(request) }
+                return try await relay.handle(endpoint, request: request, context: context, style: style)
+            }
         }
         router.get("llm_api/**") { request, _ in
             let call = try SeedPath(request.uri.path)

@@ -40,6 +40,7 @@ struct RequestLogLine {
             if let endUser = admission.endUser { fields["end_user"] = .string(LogSafe.text(endUser, limit: 128)) }
             fields["model"] = .string(admission.model)
             fields["endpoint"] = .string(admission.endpoint.name)
+            fields["api"] = .string(admission.api)
             fields["stream"] = .stringConvertible(admission.stream)
         }
         if let endReason { fields["end_reason"] = .string(endReason) }

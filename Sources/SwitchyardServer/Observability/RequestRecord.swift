@@ -11,6 +11,8 @@ final class RequestRecord: Sendable {
         var endUser: String?
         var model: String
         var endpoint: Endpoint
+        /// The API the caller used (`chat`, `responses`, `messages`…).
+        var api: String
         var stream: Bool
     }
 
@@ -35,7 +37,7 @@ final class RequestRecord: Sendable {
     func identified(caller: Caller, endUser: String?, model: ModelConfig, inference: InferenceRequest) {
         let admission = Admission(
             accountID: caller.account.id, keyID: caller.key.id, endUser: endUser, model: model.name,
-            endpoint: inference.endpoint, stream: inference.stream)
+            endpoint: inference.endpoint, api: inference.api, stream: inference.stream)
         state.withLock { $0.admission = admission }
     }
 

@@ -113,7 +113,8 @@ struct RequestTrackingMiddleware: RouterMiddleware {
         guard request.method == .post else { return false }
         let path = request.uri.path
         // `/chat/completions` ends in `/completions` too.
-        return path.hasSuffix("/completions") || path.hasSuffix("/embeddings")
+        return path.hasSuffix("/completions") || path.hasSuffix("/embeddings") || path.hasSuffix("/responses")
+            || path.hasSuffix("/messages")
     }
 }
 

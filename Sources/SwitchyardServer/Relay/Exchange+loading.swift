@@ -40,7 +40,7 @@ extension Exchange {
             try await finishWhole(object)
             let chunks = StreamSynthesizer.chunks(
                 from: object, endpoint: endpoint, identity: plan.identity, includeUsage: inference.includeUsage)
-            try await Self.writeEvents(chunks, into: &writer)
+            try await writeComposed(chunks, usage: ticket.billableUsage(charge: true), into: &writer)
         }
     }
 
@@ -86,15 +86,17 @@ extension Exchange {
     private func finishWithoutOutput(_ action: RequestLifecycle.Action, into writer: inout any ResponseBodyWriter) async throws {
         switch action {
         case .finishWithError(let error, let outcome):
-            try? await writer.write(ByteBuffer(bytes: SSE.errorEvent(error)))
+            var stream = makeStream()
+            try? await writer.write(ByteBuffer(bytes: stream.failed(error, usage: ticket.billableUsage(charge: outcome.charge))))
             await ticket.settle(outcome)
         case .fail(let error, let outcome):
-            try? await writer.write(ByteBuffer(bytes: SSE.errorEvent(error.errorObject)))
+            var stream = makeStream()
+            try? await writer.write(
+                ByteBuffer(bytes: stream.failed(error.errorObject, usage: ticket.billableUsage(charge: outcome.charge))))
             await ticket.settle(outcome)
         case .finishStopped(let outcome):
-            let relay = StreamRelay(identity: plan.identity, endpoint: endpoint, clientWantsUsage: inference.includeUsage)
-            try? await Self.writeEvents(
-                relay.cancellationChunks(usage: ticket.billableUsage(charge: outcome.charge)), into: &writer)
+            var stream = makeStream()
+            try? await writer.write(ByteBuffer(bytes: stream.stopped(usage: ticket.billableUsage(charge: outcome.charge))))
             await ticket.settle(outcome)
         case .abandon(let outcome), .finish(let outcome):
             await ticket.settle(outcome)

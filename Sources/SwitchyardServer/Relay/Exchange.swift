@@ -20,6 +20,7 @@ struct Exchange: Sendable {
     let answered: @Sendable () -> Void
     /// How often a streaming client waiting for its provider to get ready hears `: loading`.
     let loadingNotice: Duration
+    let clock: any GatewayClock
 
     var providerName: String { provider.config.name }
     var endpoint: Endpoint { inference.endpoint }
@@ -137,6 +138,14 @@ struct Exchange: Sendable {
             plan.identity.stamp(&object, endpoint: endpoint)
             return wholeAnswer(object)
 
+        case (_, .events) where passesThrough && !inference.stream, (_, .complete) where passesThrough && inference.stream:
+            // Passed through, the upstream was asked for what the caller asked; it answered otherwise.
+            if case .events(let events, _) = opening { events.cancel() }
+            let failure = UpstreamFailure.gatewayError(
+                GatewayError.upstreamBroken(providerName, "it answered a \(inference.stream ? "stream" : "whole") request the other way"),
+                provider: providerName)
+            return try await perform(ticket.handle(.upstreamFailed(failure, charge: false)))
+
         case (false, .events(let events, let first)):
             return try await aggregate(events, first: first)
 
@@ -144,7 +153,9 @@ struct Exchange: Sendable {
             try await finishWhole(object)
             let chunks = StreamSynthesizer.chunks(
                 from: object, endpoint: endpoint, identity: plan.identity, includeUsage: inference.includeUsage)
-            return Relay.eventStream { writer in try await Self.writeEvents(chunks, into: &writer) }
+            let usage = ticket.billableUsage(charge: true)
+            let exchange = self
+            return Relay.eventStream { writer in try await exchange.writeComposed(chunks, usage: usage, into: &writer) }
 
         case (true, .events(let events, let first)):
             _ = ticket.handle(.committed)
@@ -161,24 +172,28 @@ struct Exchange: Sendable {
     private func wholeAnswer(_ object: JSONObject) -> Response {
         var object = object
         let billed = ticket.billedUsage
-        if endpoint.producesCompletion, object["usage"]?.isNull ?? true { object["usage"] = billed.usage.json }
+        if passesThrough {
+            object = PassthroughAnswer.stamped(object, identity: plan.identity)
+        } else {
+            if endpoint.producesCompletion, object["usage"]?.isNull ?? true { object["usage"] = billed.usage.json }
+            object = translated(object, usage: billed.usage)
+        }
         var response = Relay.json(object)
         response.add(headers: [("x-switchyard-usage-source", billed.source.rawValue)])
         return response
     }
 
-    /// Writes `chunks` as SSE events, then `[DONE]`: how every answer the gateway composes itself
-    /// (synthesised from a whole answer, or a stopped one) ends.
-    static func writeEvents(_ chunks: [JSONObject], into writer: inout any ResponseBodyWriter) async throws {
-        for chunk in chunks { try await writer.write(ByteBuffer(bytes: SSE.event(chunk))) }
-        try await writer.write(ByteBuffer(bytes: SSE.done))
-    }
-
     /// A whole answer came: meter it and settle, before anything is written.
     func finishWhole(_ object: JSONObject) async throws {
-        let bytes = OutputMeasure.bytes(ofResponse: object)
-        ticket.record(usage: Usage(object["usage"]), outputChunks: 0, outputBytes: bytes)
-        let reason = object["choices"]?.arrayValue?.first?["finish_reason"]?.stringValue
+        let reason: String?
+        if passesThrough {
+            let meter = PassthroughAnswer.meter(object, dialect: inference.dialect)
+            ticket.record(usage: meter.usage, outputChunks: 0, outputBytes: meter.outputBytes)
+            reason = meter.finishReason
+        } else {
+            ticket.record(usage: Usage(object["usage"]), outputChunks: 0, outputBytes: OutputMeasure.bytes(ofResponse: object))
+            reason = object["choices"]?.arrayValue?.first?["finish_reason"]?.stringValue
+        }
         guard case .finish(let outcome) = ticket.handle(.upstreamEnded(finishReason: reason, charge: true)) else { return }
         await ticket.settle(outcome)
     }
@@ -188,12 +203,12 @@ struct Exchange: Sendable {
     private func stoppedAnswer(aggregated: StreamAggregator?, charge: Bool) -> Response {
         let usage = ticket.billableUsage(charge: charge)
         if inference.stream {
-            let relay = StreamRelay(identity: plan.identity, endpoint: endpoint, clientWantsUsage: inference.includeUsage)
-            let chunks = relay.cancellationChunks(usage: usage)
-            return Relay.eventStream { writer in try await Self.writeEvents(chunks, into: &writer) }
+            var stream = makeStream()
+            let bytes = stream.stopped(usage: usage)
+            return Relay.eventStream { writer in try await writer.write(ByteBuffer(bytes: bytes)) }
         }
         let aggregator = aggregated ?? StreamAggregator(endpoint: endpoint)
-        return Relay.json(aggregator.cancelledResponse(identity: plan.identity, usage: usage))
+        return Relay.json(translated(aggregator.cancelledResponse(identity: plan.identity, usage: usage), usage: usage))
     }
 
     /// Assembles a stream into a whole answer for a client that did not ask for a stream.
@@ -250,7 +265,7 @@ struct Exchange: Sendable {
     /// never mistakes a cut answer for a whole one. Whatever happens, the request is settled for what
     /// was relayed.
     func pipe(_ events: UpstreamEvents, first: [UInt8]?, into writer: inout any ResponseBodyWriter) async throws {
-        var relay = StreamRelay(identity: plan.identity, endpoint: endpoint, clientWantsUsage: inference.includeUsage)
+        var relay = makeStream()
         relay.collectsText = countsWithEngine
         let registrations = [client, stop].compactMap { $0?.onFire { events.cancel() } }
         defer { registrations.forEach { $0.cancel() } }
@@ -279,16 +294,16 @@ struct Exchange: Sendable {
         let action = ticket.handle(ending ?? .upstreamEnded(finishReason: relay.finishReason, charge: charge))
         switch action {
         case .finish(let outcome):
-            try? await writer.write(ByteBuffer(bytes: SSE.done))
+            let ending = relay.finished(usage: endingUsage(relay, charge: outcome.charge))
+            if !ending.isEmpty { try? await writer.write(ByteBuffer(bytes: ending)) }
             await ticket.settle(outcome)
         case .finishStopped(let outcome):
             events.cancel()
-            try? await Self.writeEvents(
-                relay.cancellationChunks(usage: ticket.billableUsage(charge: outcome.charge)), into: &writer)
+            try? await writer.write(ByteBuffer(bytes: relay.stopped(usage: endingUsage(relay, charge: outcome.charge))))
             await ticket.settle(outcome)
         case .finishWithError(let error, let outcome):
             events.cancel()
-            try? await writer.write(ByteBuffer(bytes: SSE.errorEvent(error)))
+            try? await writer.write(ByteBuffer(bytes: relay.failed(error, usage: endingUsage(relay, charge: outcome.charge))))
             await ticket.settle(outcome)
         case .abandon(let outcome), .fail(_, let outcome):
             events.cancel()

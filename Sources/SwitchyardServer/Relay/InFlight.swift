@@ -11,6 +11,8 @@ final class InFlight: Sendable {
         var accountID: String
         var endUser: String?
         var stop: Signal
+        var model: String
+        var created: Int
     }
 
     private let entries = Mutex<[String: Entry]>([:])
@@ -22,8 +24,10 @@ final class InFlight: Sendable {
         _ = shutdown.onFire { [weak self] in self?.stopAll() }
     }
 
-    func register(id: String, accountID: String, endUser: String?, stop: Signal) {
-        entries.withLock { $0[id] = Entry(accountID: accountID, endUser: endUser, stop: stop) }
+    func register(id: String, accountID: String, endUser: String?, stop: Signal, model: String = "", created: Int = 0) {
+        entries.withLock {
+            $0[id] = Entry(accountID: accountID, endUser: endUser, stop: stop, model: model, created: created)
+        }
         // Checked after registering, so a request admitted while the others are being stopped is
         // stopped too: either `stopAll` saw its entry or this sees the signal.
         if shutdown.hasFired { stop.fire() }
@@ -31,6 +35,14 @@ final class InFlight: Sendable {
 
     func unregister(id: String) {
         _ = entries.withLock { $0.removeValue(forKey: id) }
+    }
+
+    /// The public model and creation time of a request the account is running, if it is.
+    func running(id: String, accountID: String) -> (model: String, created: Int)? {
+        entries.withLock { entries in
+            guard let entry = entries[id], entry.accountID == accountID else { return nil }
+            return (entry.model, entry.created)
+        }
     }
 
     /// Stops the request if it is running and belongs to the account.

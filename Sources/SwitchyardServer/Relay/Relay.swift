@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -34,13 +35,21 @@ struct Relay: Sendable {
         static let bearer = CallStyle()
     }
 
-    func handle(_ endpoint: Endpoint, request: Request, context: GatewayRequestContext, style: CallStyle = .bearer)
-        async throws -> Response
-    {
+    /// `dialect`: the API the caller speaks; a Responses or Messages request is relayed as chat
+    /// completions (`endpoint`), translated or passed through per deployment (`Exchange+dialect`).
+    func handle(
+        _ endpoint: Endpoint, dialect: Dialect = .openAI, request: Request, context: GatewayRequestContext,
+        style: CallStyle = .bearer
+    ) async throws -> Response {
         let arrivedAt = clock.now
-        let caller = try await billing.authenticator.authenticate(anyOf: [style.pathKey, request.bearerToken])
-        var inference = try InferenceRequest(
-            endpoint: endpoint, bytes: try await readBody(request), modelOverride: style.pathModel)
+        let caller = try await billing.authenticator.authenticate(
+            anyOf: [style.pathKey, request.bearerToken] + (dialect == .anthropic ? [request.headers[.xAPIKey]] : []))
+        let bytes = try await readBody(request)
+        var inference =
+            dialect == .openAI
+            ? try InferenceRequest(endpoint: endpoint, bytes: bytes, modelOverride: style.pathModel)
+            : try InferenceRequest(
+                dialect: dialect, bytes: bytes, modelOverride: style.pathModel, headers: request.passthroughHeaders)
         guard let model = catalog.model(named: inference.model) else { throw GatewayError.modelNotFound(inference.model) }
         guard caller.mayUse(model) else { throw GatewayError.modelNotAllowed(inference.model) }
         guard model.endpoints.contains(endpoint) else {
@@ -82,7 +91,9 @@ struct Relay: Sendable {
             throw (error as? GatewayError)?.adding(headers: limitHeaders) ?? error
         }
         let stop = Signal()
-        inFlight.register(id: requestID, accountID: caller.account.id, endUser: endUser, stop: stop)
+        inFlight.register(
+            id: requestID, accountID: caller.account.id, endUser: endUser, stop: stop, model: model.name,
+            created: plan.identity.created)
         let client = connections.connection(for: context.channel)
         let cooldowns = router.cooldowns
         do {
@@ -97,7 +108,7 @@ struct Relay: Sendable {
                     plan: plan.retargeted(candidate.deployment, provider: candidate.provider.config, inference: inference),
                     inference: inference, provider: candidate.provider, ticket: ticket, client: client, stop: stop,
                     logger: context.logger, answered: { cooldowns.succeeded(candidate.deployment.id) },
-                    loadingNotice: loadingNotice)
+                    loadingNotice: loadingNotice, clock: clock)
             }
             response.add(headers: limitHeaders)
             return response
@@ -144,7 +155,22 @@ struct Relay: Sendable {
     }
 }
 
+extension HTTPField.Name {
+    static let xAPIKey = Self("x-api-key")!
+    static let anthropicVersion = Self("anthropic-version")!
+    static let anthropicBeta = Self("anthropic-beta")!
+}
+
 extension Request {
+    /// The caller's headers a passed-through Messages request carries upstream.
+    var passthroughHeaders: [(name: String, value: String)] {
+        let fields: [(HTTPField.Name, String)] = [(.anthropicVersion, "anthropic-version"), (.anthropicBeta, "anthropic-beta")]
+        return fields.compactMap { field -> (name: String, value: String)? in
+            let values = headers[values: field.0]
+            return values.isEmpty ? nil : (field.1, values.joined(separator: ","))
+        }
+    }
+
     /// The key from `Authorization: Bearer …`.
     var bearerToken: String? {
         guard let header = headers[.authorization] else { return nil }
@@ -166,12 +192,23 @@ struct RelayPlan: Sendable {
     ) {
         self.init(
             inference: inference, deployment: deployment, provider: provider,
-            identity: .make(for: inference.endpoint, model: model.name, created: created))
+            identity: .make(for: inference.dialect.nativeEndpoint ?? inference.endpoint, model: model.name, created: created))
     }
 
     private init(
         inference: InferenceRequest, deployment: ModelConfig.Deployment, provider: ProviderConfig, identity: ResponseIdentity
     ) {
+        if let native = inference.dialect.nativeEndpoint, provider.speaksNatively(inference.dialect),
+            var body = inference.original
+        {
+            // Passed through: the caller's own request, only `model` rewritten, streamed as asked.
+            body["model"] = .string(deployment.model)
+            upstream = UpstreamRequest(
+                endpoint: native, body: body, stream: inference.stream, headers: inference.passthroughHeaders)
+            self.identity = identity
+            self.deployment = deployment.id
+            return
+        }
         var body = inference.body
         body["model"] = .string(deployment.model)
         let endpoint = inference.endpoint
