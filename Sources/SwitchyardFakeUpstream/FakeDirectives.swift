@@ -1,8 +1,24 @@
+import Foundation
+
 /// The per-request `"fake": {...}` vendor extension that scripts how the upstream misbehaves.
 /// `"models": {"upstream-id": {...}}` inside it overrides the directives for requests whose `model`
 /// is that id, so one request body can script different behaviour per deployment (a gateway that
 /// retries elsewhere sends the same body with another `model`).
+///
+/// A request that cannot carry a `"fake"` field of its own (one the gateway translated from the
+/// Responses or Messages API, which keeps only what it knows) scripts the fake with a system or
+/// user message whose text is `#fake {...}`.
 struct FakeDirectives: Sendable {
+    /// The `{...}` of the first message whose text starts with `#fake `.
+    static func inMessages(_ messages: Any?) -> [String: Any]? {
+        for message in messages as? [[String: Any]] ?? [] {
+            guard let text = message["content"] as? String, text.hasPrefix("#fake ") else { continue }
+            let json = Data(text.dropFirst(6).utf8)
+            if let object = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] { return object }
+        }
+        return nil
+    }
+
     var tokens: Int
     var delayMs: Int
     var firstByteDelayMs = 0

@@ -57,6 +57,8 @@ struct FakeResponder: HTTPResponder {
             return try await respond(to: .completions, body: body, sequence: sequence, channel: context.channel)
         case (.post, "/v1/embeddings"):
             return try await respond(to: .embeddings, body: body, sequence: sequence, channel: context.channel)
+        case (.post, "/v1/responses"):
+            return respondNatively(body: body, sequence: sequence, channel: context.channel)
         default:
             return Self.error(
                 status: 404,
@@ -80,7 +82,9 @@ struct FakeResponder: HTTPResponder {
                 type: "invalid_request_error"
             )
         }
-        let directives = FakeDirectives(json["fake"] as? [String: Any], model: json["model"] as? String, defaults: defaults)
+        let directives = FakeDirectives(
+            json["fake"] as? [String: Any] ?? FakeDirectives.inMessages(json["messages"]), model: json["model"] as? String,
+            defaults: defaults)
         if directives.firstByteDelayMs > 0 {
             try await Task.sleep(for: .milliseconds(directives.firstByteDelayMs))
         }
@@ -132,6 +136,24 @@ struct FakeResponder: HTTPResponder {
                 body: StreamingResponse.body(for: plan, channel: channel, crash: defaults.crash)
             )
         }
+    }
+
+    /// `POST /v1/responses`, answered in the Responses API's own shapes (`ResponsesPayloads`).
+    private func respondNatively(body: Data, sequence: Int, channel: any Channel) -> Response {
+        guard let json = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
+            return Self.error(status: 400, message: "We could not parse the JSON body of your request.", type: "invalid_request_error")
+        }
+        let fake = json["fake"] as? [String: Any]
+        let directives = FakeDirectives(fake, model: json["model"] as? String, defaults: defaults)
+        if let status = directives.status { return Self.scriptedError(status: status, directives: directives) }
+        let plan = CompletionPlan(
+            kind: .chat, sequence: sequence, body: ResponsesPayloads.chatShaped(json), directives: directives,
+            created: Int(Date().timeIntervalSince1970))
+        guard JSONValues.bool(json["stream"]) ?? false else { return Self.json(ResponsesPayloads.wholeBody(plan)) }
+        return Response(
+            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            body: ResponsesPayloads.body(
+                for: plan, errorEvent: JSONValues.bool(fake?["error_event"]) ?? false, channel: channel))
     }
 
     private static func scriptedError(status: Int, directives: FakeDirectives) -> Response {
