@@ -21,7 +21,9 @@ public struct AnthropicProvider: Provider {
     }
 
     public func send(_ request: UpstreamRequest, logger: Logger) async throws -> UpstreamResponse {
-        if request.endpoint == .messages { return try await http.send(request, logger: logger) }
+        if request.endpoint == .messages || request.endpoint == .messagesCountTokens {
+            return try await http.send(request, logger: logger)
+        }
         let body = AnthropicUpstream.messagesBody(
             fromChat: request.body, defaultMaxTokens: config.anthropic.defaultMaxTokens)
         let response = try await http.send(

@@ -24,7 +24,7 @@ public struct OpenAIProvider: Provider {
     init(config: ProviderConfig, client: HTTPClient) {
         var headers = HTTPHeaders()
         if let key = config.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
-        self.init(config: config, client: client, authentication: headers, isLastEvent: Self.isLastResponsesEvent)
+        self.init(config: config, client: client, authentication: headers, isLastEvent: nil)
     }
 
     /// `authentication`: the headers that carry the key; `isLastEvent`: see the property.
@@ -43,12 +43,8 @@ public struct OpenAIProvider: Provider {
     }
 
     /// The final event of a Responses stream (which ends without `[DONE]`): `response.completed`,
-    /// `.incomplete` or `.failed`. Chat streams never match: their payloads have no such `type`.
-    private static let responsesEventPrefix = Array(#"{"type":"response."#.utf8)
-
+    /// `.incomplete` or `.failed`. Only asked of Responses streams, passed through.
     @Sendable static func isLastResponsesEvent(_ payload: [UInt8]) -> Bool {
-        // Cheap before exact: the type comes first in the payload of these events.
-        guard payload.count > 30, payload.starts(with: responsesEventPrefix) else { return false }
         guard case .object(let event)? = try? JSONValue.parse(payload), let type = event["type"]?.stringValue else {
             return false
         }
@@ -92,7 +88,8 @@ public struct OpenAIProvider: Provider {
         if (200..<300).contains(status) && isEventStream {
             let events = Self.events(
                 of: response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total,
-                isLastEvent: isLastEvent, onEnd: { lease.release() })
+                isLastEvent: request.endpoint == .responses ? Self.isLastResponsesEvent : isLastEvent,
+                onEnd: { lease.release() })
             return UpstreamResponse(status: status, headers: headers, body: .events(events))
         }
         defer { lease.release() }

@@ -1,4 +1,4 @@
-"""Starts the fake upstream, a recording upstream and the gateway once per session.
+"""Starts the fake upstream, a recording upstream, the fake Anthropic upstream and the gateway once per session.
 
 SWITCHYARD_BIN and SWITCHYARD_FAKE_UPSTREAM_BIN (or its older name FAKE_UPSTREAM_BIN) override the
 binaries (default: .build/debug/ in the repo).
@@ -19,10 +19,15 @@ import openai
 import pytest
 
 from capture_upstream import CaptureUpstream
+from fake_anthropic import FakeAnthropic
 from raw_http import httpx
 from sdk_helpers import MAX_BODY_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The model the gateway's `claude-fake` asks the fake Anthropic upstream for, and its price per 1K
+# prompt / completion tokens.
+CLAUDE_UPSTREAM_MODEL = "claude-upstream-1"
+CLAUDE_PRICE = {"input": "0.01", "output": "0.02"}
 START_TIMEOUT_S = 30.0
 CLIENT_TIMEOUT_S = 20.0
 
@@ -110,6 +115,8 @@ providers:
   dead: {{kind: openai, base_url: "http://127.0.0.1:{dead}/v1", timeouts: {{connect: 1s}}}}
   capture: {{kind: openai, base_url: "http://127.0.0.1:{capture}/v1", api_key: upstream-secret}}
   demo: {{kind: test, tokens: 12, token_delay: 1ms}}
+  # The fake Anthropic Messages upstream (fake_anthropic.py, in this process); x-api-key sk-ant-test.
+  claude: {{kind: anthropic, base_url: "http://127.0.0.1:{anthropic}/v1", api_key: sk-ant-test, timeouts: {{connect: 2s, first_byte: 3s, idle: 2s}}}}
 models:
   m: {{deployments: [{{provider: fake, model: upstream-m}}], aliases: [m-alias], context: 8192, description: "Fake upstream model for the SDK tests."}}
   m-nostream: {{deployments: [{{provider: fake-nostream, model: upstream-m}}]}}
@@ -123,6 +130,8 @@ models:
   m-429: {{deployments: [{{provider: fake, model: upstream-429}}]}}
   m-routed: {{deployments: [{{provider: dead, model: gone}}, {{provider: fake, model: upstream-routed, priority: 1}}]}}
   m-limited: {{deployments: [{{provider: fake, model: upstream-limited}}], limits: {{requests_per_minute: 3}}}}
+  # Served by the fake Anthropic upstream; priced per token so the ledger shows how cache tokens count.
+  claude-fake: {{deployments: [{{provider: claude, model: {claude_upstream}}}], price: {{input: "{claude_input}", output: "{claude_output}"}}}}
 # The tests share one gateway: no cooldowns from failures (a test's scripted 500s must not steer the
 # next test), and no new attempt after 2 s, so a first-byte timeout (3 s) is answered, not retried.
 routing: {{deadline: 2s, backoff: 10ms, cooldown: {{failures: 1000000}}}}
@@ -138,6 +147,7 @@ class Stack:
     fake: Process
     key: str  # the demo account's key, announced on the gateway's first start
     config: Path | None = None  # the gateway's config file, for CLI commands against its database
+    anthropic: FakeAnthropic | None = None  # the fake Anthropic upstream behind `claude-fake`
 
 
 _STACK: Stack | None = None
@@ -155,13 +165,16 @@ def stack():
             "fake-upstream", [str(fake_bin), "--host", "127.0.0.1", "--port", str(fake_port)], "fake upstream listening on", tmp
         )
         capture = CaptureUpstream()
+        claude = FakeAnthropic()
         gateway = None
         try:
             port, dead = free_port(), free_port()  # nothing listens on `dead`
             config = tmp / "sdk.yaml"
             config.write_text(
                 CONFIG_TEMPLATE.format(
-                    port=port, fake=fake_port, dead=dead, capture=capture.port, tmp=tmp, max_body=MAX_BODY_BYTES
+                    port=port, fake=fake_port, dead=dead, capture=capture.port, tmp=tmp, max_body=MAX_BODY_BYTES,
+                    anthropic=claude.port, claude_upstream=CLAUDE_UPSTREAM_MODEL, claude_input=CLAUDE_PRICE["input"],
+                    claude_output=CLAUDE_PRICE["output"],
                 )
             )
             gateway, line = start(
@@ -173,7 +186,7 @@ def stack():
             assert keys, "the gateway did not announce the demo account's key:\n" + "".join(gateway.stdout_lines)
             _STACK = Stack(
                 url=url, fake_url=fake_line.split("listening on ", 1)[1].strip(), capture=capture, gateway=gateway, fake=fake,
-                key=keys[0], config=config,
+                key=keys[0], config=config, anthropic=claude,
             )
             yield _STACK
         finally:
@@ -182,6 +195,7 @@ def stack():
                 gateway.stop()
             fake.stop()
             capture.close()
+            claude.close()
 
 
 @pytest.fixture(scope="session")
@@ -208,6 +222,13 @@ def http(stack) -> httpx.Client:
 def capture(stack) -> CaptureUpstream:
     stack.capture.clear()
     return stack.capture
+
+
+@pytest.fixture
+def claude_upstream(stack) -> FakeAnthropic:
+    """The fake Anthropic upstream behind `claude-fake`, its request log cleared."""
+    stack.anthropic.clear()
+    return stack.anthropic
 
 
 @pytest.hookimpl(hookwrapper=True)

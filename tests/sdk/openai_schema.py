@@ -4,7 +4,9 @@ The description (tests/sdk/openapi/openapi.yaml, a copy of OpenAI's, see the REA
 environment variable OPENAI_OPENAPI_YAML overrides it) is OpenAPI 3.1 but still marks some schemas with the
 3.0 keyword `nullable: true`, which JSON Schema ignores; `_convert` rewrites those into
 `anyOf: [schema, {type: null}]`. `$ref: '#/components/schemas/X'` resolves through a `referencing`
-registry holding the whole converted document, so refs need no rewriting.
+registry holding the whole converted document, so refs need no rewriting. Union schemas told apart
+by `type` (the Responses API's `Response` output items and `ResponseStreamEvent`) validate as plain
+oneOf / anyOf; `_explain` reports the errors of the branch the object's `type` names.
 """
 
 from __future__ import annotations
@@ -70,9 +72,42 @@ def validator(name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
+def _picks_other_branch(error: jsonschema.ValidationError) -> bool:
+    """Whether `error` (inside a oneOf/anyOf branch) says the instance's `type` is not the branch's."""
+    return list(error.relative_path) == ["type"] and error.validator in ("enum", "const")
+
+
+def _explain(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """The errors worth showing. A oneOf / anyOf (`OutputItem`, `ResponseStreamEvent`, content parts…)
+    whose branches are told apart by `type` — OpenAPI's `discriminator`, which JSON Schema ignores —
+    fails with one error listing every branch's complaints; this returns instead the errors of the
+    branch the instance's `type` selects, recursively, so a bad `response.output_text.delta` reads
+    `at /logprobs: 'logprobs' is a required property` rather than fifty mismatches."""
+    if error.validator not in ("oneOf", "anyOf") or not error.context:
+        return [error]
+    branches: dict = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    chosen = [errors for errors in branches.values() if not any(_picks_other_branch(e) for e in errors)]
+    if len(chosen) != 1 or len(chosen) == len(branches):
+        return [error]  # no discriminating `type`, or none of the branches is for it
+    explained = []
+    for sub in chosen[0]:
+        explained += _explain(sub)
+    return explained
+
+
+def errors_of(instance, name: str) -> list[jsonschema.ValidationError]:
+    """Every violation of schema `name` by `instance`, oneOf / anyOf failures narrowed by `type`."""
+    errors = []
+    for error in validator(name).iter_errors(instance):
+        errors += _explain(error)
+    return sorted(errors, key=lambda e: [str(part) for part in e.absolute_path])
+
+
 def validate(instance, name: str) -> None:
     """Raise AssertionError listing every violation of schema `name` by `instance`."""
-    errors = sorted(validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    errors = errors_of(instance, name)
     if errors:
         lines = [f"  at /{'/'.join(map(str, e.absolute_path))}: {e.message[:300]}" for e in errors[:10]]
         raise AssertionError(f"response does not match OpenAI schema {name}:\n" + "\n".join(lines) + f"\nbody: {instance!r:.2000}")

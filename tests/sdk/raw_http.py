@@ -9,9 +9,13 @@ HTTPError, ReadTimeout, RemoteProtocolError, ReadError), so the tests write `htt
 
 from __future__ import annotations
 
-try:
+import openai
+
+# Chosen by the SDK's line, not by what imports: the `anthropic` SDK (in both lock files) brings
+# httpx2 into the openai 2.x venv too.
+if int(openai.__version__.split(".")[0]) >= 3:
     import httpx2 as httpx
-except ImportError:  # openai 2.x
+else:  # openai 2.x
     import httpx
 
 __all__ = ["httpx"]

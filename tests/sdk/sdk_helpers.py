@@ -21,6 +21,8 @@ COMPLETION = "CreateCompletionResponse"
 EMBEDDINGS = "CreateEmbeddingResponse"
 MODELS = "ListModelsResponse"
 ERROR = "ErrorResponse"
+RESPONSE = "Response"  # the Responses API's response object
+RESPONSE_EVENT = "ResponseStreamEvent"
 
 WEATHER_TOOL = {
     "type": "function",
@@ -54,6 +56,29 @@ class RawStream:
     @property
     def done(self) -> bool:
         return "[DONE]" in self.data
+
+    @property
+    def events(self) -> list[tuple[str | None, dict]]:
+        """(`event:` name or None, parsed data) of every event but [DONE], for named-event streams
+        (the Responses API, Anthropic's Messages)."""
+        return [(name, json.loads(data)) for name, data in parse_sse_events(self.text) if data != "[DONE]"]
+
+
+def parse_sse_events(text: str) -> list[tuple[str | None, str]]:
+    """(`event:` name or None, data) of each event (multi-line data joined with newlines)."""
+    events, name, current = [], None, []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if line == "":
+            if current:
+                events.append((name, "\n".join(current)))
+            name, current = None, []
+        elif line.startswith("data:"):
+            current.append(line[5:].removeprefix(" "))
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+    if current:
+        events.append((name, "\n".join(current)))
+    return events
 
 
 def parse_sse(text: str) -> list[str]:
@@ -104,6 +129,28 @@ def validate_chunks(stream: RawStream, schema: str) -> None:
                 if isinstance(choice, dict) and choice.get("finish_reason", "") is None:
                     choice["finish_reason"] = "stop"
         validate(chunk, schema)
+
+
+def _as_documented(value: dict) -> dict:
+    """OpenAI's own Responses API sends `"usage": null` (until the response ends) and `"user": null`,
+    which its OpenAPI schema does not allow (`usage` is an object, `user` a string); drop those two
+    nulls before validating, as validate_chunks does for the completion chunks' `finish_reason`."""
+    value = copy.deepcopy(value)
+    response = value.get("response") if isinstance(value.get("response"), dict) else value
+    for name in ("usage", "user"):
+        if name in response and response[name] is None:
+            del response[name]
+    return value
+
+
+def validate_response(body: dict) -> None:
+    """A Responses API response object, against the OpenAPI schema `Response`."""
+    validate(_as_documented(body), RESPONSE)
+
+
+def validate_response_event(event: dict) -> None:
+    """One event of a streamed Responses API answer, against `ResponseStreamEvent`."""
+    validate(_as_documented(event), RESPONSE_EVENT)
 
 
 def assert_complete(stream: RawStream) -> None:

@@ -12,7 +12,8 @@ import pytest
 from openai_schema import validate
 from sdk_helpers import EMBEDDINGS, ERROR, MODELS
 
-CONFIGURED = {"m", "m-nostream", "m-always", "m-dead", "priced", "m-capture", "demo", "emb", "m-429", "m-routed", "m-limited", "m-unbounded"}
+CONFIGURED = {"m", "m-nostream", "m-always", "m-dead", "priced", "m-capture", "demo", "emb", "m-429", "m-routed", "m-limited", "m-unbounded",
+              "claude-fake"}
 
 
 def test_model_list_has_every_configured_model(client):

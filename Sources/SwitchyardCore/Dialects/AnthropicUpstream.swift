@@ -161,7 +161,9 @@ public enum AnthropicUpstream {
             default: continue
             }
         }
-        var chatMessage: JSONObject = ["role": "assistant", "content": text.isEmpty && !calls.isEmpty ? .null : .string(text)]
+        var chatMessage: JSONObject = [
+            "role": "assistant", "content": text.isEmpty && !calls.isEmpty ? .null : .string(text), "refusal": nil,
+        ]
         if !reasoning.isEmpty { chatMessage["reasoning_content"] = .string(reasoning) }
         if !calls.isEmpty { chatMessage["tool_calls"] = .array(calls) }
         var object: JSONObject = [
@@ -179,9 +181,10 @@ public enum AnthropicUpstream {
     }
 
     /// Whether an event payload is the last of a Messages stream (`message_stop`).
-    public static func isTerminal(_ payload: [UInt8]) -> Bool {
-        // `{"type":"message_stop"}`: cheap to recognise without parsing every delta.
-        payload.count < 64 && String(decoding: payload, as: UTF8.self).contains("\"message_stop\"")
+    @Sendable public static func isTerminal(_ payload: [UInt8]) -> Bool {
+        // `{"type":"message_stop"}` is short: only short payloads are parsed.
+        guard payload.count < 256, case .object(let event)? = try? JSONValue.parse(payload) else { return false }
+        return event["type"] == "message_stop"
     }
 }
 

@@ -3,7 +3,9 @@
 /// server tools have no chat completions equivalent: the first three are dropped (they tune, they do
 /// not change what is asked), server tools are refused.
 public enum MessagesRequest {
-    public static func chatBody(from body: JSONObject) throws(GatewayError) -> JSONObject {
+    /// `lenient`: the request will most likely be passed through to an Anthropic upstream; what
+    /// cannot be translated is left out of the chat body (the estimate's and the hold's) instead of refused.
+    public static func chatBody(from body: JSONObject, lenient: Bool = false) throws(GatewayError) -> JSONObject {
         try validate(body)
         var chat = JSONObject()
         if let model = body["model"] { chat["model"] = model }
@@ -18,7 +20,7 @@ public enum MessagesRequest {
             messages.append(.object(["role": "system", "content": .string(text)]))
         }
         for (index, message) in (body["messages"]?.arrayValue ?? []).enumerated() {
-            try appendMessage(message, param: "messages.\(index)", to: &messages)
+            try appendMessage(message, param: "messages.\(index)", lenient: lenient, to: &messages)
         }
         chat["messages"] = .array(messages)
         chat["max_tokens"] = body["max_tokens"]
@@ -28,10 +30,13 @@ public enum MessagesRequest {
         }
         if let user = body["metadata"]?["user_id"], !user.isNull { chat["user"] = user }
         if let tools = body["tools"]?.arrayValue, !tools.isEmpty {
-            chat["tools"] = .array(
-                try tools.enumerated().map { index, tool throws(GatewayError) -> JSONValue in
-                    try chatTool(tool, param: "tools.\(index)")
-                })
+            var functions: [JSONValue] = []
+            for (index, tool) in tools.enumerated() {
+                do {
+                    functions.append(try chatTool(tool, param: "tools.\(index)"))
+                } catch where lenient {}
+            }
+            if !functions.isEmpty { chat["tools"] = .array(functions) }
         }
         if let choice = body["tool_choice"]?.objectValue {
             switch choice["type"]?.stringValue {
@@ -58,15 +63,22 @@ public enum MessagesRequest {
         guard let list = messages.arrayValue else { throw .invalidType("messages", expected: "an array", got: messages) }
         for (index, message) in list.enumerated() {
             guard let role = message["role"]?.stringValue else { throw .missingParameter("messages.\(index).role") }
-            guard role == "user" || role == "assistant" else {
-                throw .invalidValue("messages.\(index).role", "messages.\(index).role: must be 'user' or 'assistant'")
+            // `system` turns inside `messages` are what Claude Code sends (its environment notes).
+            guard role == "user" || role == "assistant" || role == "system" else {
+                throw .invalidValue("messages.\(index).role", "messages.\(index).role: must be 'user', 'assistant' or 'system'")
             }
         }
     }
 
-    static func appendMessage(_ message: JSONValue, param: String, to messages: inout [JSONValue]) throws(GatewayError) {
+    static func appendMessage(
+        _ message: JSONValue, param: String, lenient: Bool, to messages: inout [JSONValue]
+    ) throws(GatewayError) {
         let role = message["role"]?.stringValue ?? "user"
         guard let content = message["content"] else { throw .missingParameter("\(param).content") }
+        if role == "system" {
+            messages.append(.object(["role": "system", "content": .string(Translate.text(of: content, separator: "\n\n"))]))
+            return
+        }
         if let text = content.stringValue {
             messages.append(.object(["role": .string(role), "content": .string(text)]))
             return
@@ -122,7 +134,10 @@ public enum MessagesRequest {
                 if block["is_error"]?.boolValue == true { content = "Error: " + content }
                 messages.append(
                     .object(["role": "tool", "tool_call_id": block["tool_use_id"] ?? "", "content": .string(content)]))
+            case "thinking", "redacted_thinking":
+                continue
             default:
+                if lenient { continue }
                 throw .unsupported(
                     "Content blocks of type '\(block["type"]?.stringValue ?? "")' cannot be translated to chat completions.",
                     param: blockParam)

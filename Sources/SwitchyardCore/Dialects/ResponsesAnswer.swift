@@ -4,9 +4,12 @@ public struct ResponsesAnswer: Sendable {
     /// OpenAI echoes it, with the gateway's id and the public model name.
     public let template: JSONObject
     public let id: String
+    /// Which chat function names stand for namespaced or custom tools of the request.
+    public let tools: ToolNames
 
     public init(request body: JSONObject, identity: ResponseIdentity) {
         id = identity.id
+        tools = ToolNames(request: body)
         var object: JSONObject = [
             "id": .string(identity.id), "object": "response", "created_at": .int(identity.created),
             "status": "in_progress", "background": false, "completed_at": nil, "error": nil,
@@ -93,9 +96,9 @@ public struct ResponsesAnswer: Sendable {
         }
         for (index, call) in (message?["tool_calls"]?.arrayValue ?? []).enumerated() {
             output.append(
-                Self.functionCallItem(
+                callItem(
                     id: "fc_\(suffix)_\(index)", callID: call["id"]?.stringValue ?? "call_\(suffix)_\(index)",
-                    name: call["function"]?["name"]?.stringValue ?? "",
+                    chatName: call["function"]?["name"]?.stringValue ?? "",
                     arguments: call["function"]?["arguments"]?.stringValue ?? "", status: "completed"))
         }
         let (status, incomplete) = Self.status(finishReason: choice?["finish_reason"]?.stringValue)
@@ -119,6 +122,36 @@ public struct ResponsesAnswer: Sendable {
             "id": .string(id), "type": "message", "status": .string(status), "role": "assistant",
             "content": .array(content),
         ])
+    }
+
+    /// The output item of a chat tool call: a `function_call` (with its `namespace` when the
+    /// function stands for a namespaced tool) or a `custom_tool_call` (its `input` unwrapped).
+    func callItem(id: String, callID: String, chatName: String, arguments: String, status: String) -> JSONValue {
+        switch tools.origin(ofChatName: chatName) {
+        case .function:
+            return Self.functionCallItem(id: id, callID: callID, name: chatName, arguments: arguments, status: status)
+        case .namespaced(let namespace, let name):
+            guard case .object(var item) = Self.functionCallItem(
+                id: id, callID: callID, name: name, arguments: arguments, status: status)
+            else { return .null }
+            item["namespace"] = .string(namespace)
+            return .object(item)
+        case .custom(let namespace, let name):
+            var item: JSONObject = [
+                "id": .string(id), "type": "custom_tool_call", "status": .string(status), "call_id": .string(callID),
+                "name": .string(name), "input": .string(Self.customInput(arguments)),
+            ]
+            if let namespace { item["namespace"] = .string(namespace) }
+            return .object(item)
+        }
+    }
+
+    /// A custom tool's free-text input from the one-string function arguments it was asked as.
+    static func customInput(_ arguments: String) -> String {
+        if case .object(let object)? = try? JSONValue.parse(arguments), let input = object["input"]?.stringValue {
+            return input
+        }
+        return arguments
     }
 
     static func functionCallItem(id: String, callID: String, name: String, arguments: String, status: String) -> JSONValue {
@@ -196,6 +229,11 @@ public struct ResponsesStreamEncoder: Sendable {
 
     private var outputIndex: Int { done.count }
 
+    private func isCustom(_ chatName: String) -> Bool {
+        if case .custom = answer.tools.origin(ofChatName: chatName) { return true }
+        return false
+    }
+
     private mutating func appendReasoning(_ text: String, into out: inout [UInt8]) {
         if case .reasoning(let id, let sofar)? = open {
             open = .reasoning(id: id, text: sofar + text)
@@ -253,7 +291,7 @@ public struct ResponsesStreamEncoder: Sendable {
         if case .call(let id, let callID, let name, let arguments, let openIndex)? = open, openIndex == chatIndex {
             let newName = name.isEmpty ? (call["function"]?["name"]?.stringValue ?? "") : name
             open = .call(id: id, callID: callID, name: newName, arguments: arguments + piece, chatIndex: chatIndex)
-            if !piece.isEmpty {
+            if !piece.isEmpty, !isCustom(newName) {
                 emit(
                     "response.function_call_arguments.delta",
                     ["item_id": .string(id), "output_index": .int(outputIndex), "delta": .string(piece)], into: &out)
@@ -269,9 +307,9 @@ public struct ResponsesStreamEncoder: Sendable {
             "response.output_item.added",
             [
                 "output_index": .int(outputIndex),
-                "item": ResponsesAnswer.functionCallItem(id: id, callID: callID, name: name, arguments: "", status: "in_progress"),
+                "item": answer.callItem(id: id, callID: callID, chatName: name, arguments: "", status: "in_progress"),
             ], into: &out)
-        if !piece.isEmpty {
+        if !piece.isEmpty, !isCustom(name) {
             emit(
                 "response.function_call_arguments.delta",
                 ["item_id": .string(id), "output_index": .int(outputIndex), "delta": .string(piece)], into: &out)
@@ -301,11 +339,18 @@ public struct ResponsesStreamEncoder: Sendable {
                 ["item_id": .string(id), "output_index": .int(index), "content_index": 0, "text": .string(text)], into: &out)
             final = ResponsesAnswer.reasoningItem(id: id, text: text)
         case .call(let id, let callID, let name, let arguments, _):
-            emit(
-                "response.function_call_arguments.done",
-                ["item_id": .string(id), "name": .string(name), "output_index": .int(index), "arguments": .string(arguments)],
-                into: &out)
-            final = ResponsesAnswer.functionCallItem(id: id, callID: callID, name: name, arguments: arguments, status: status)
+            final = answer.callItem(id: id, callID: callID, chatName: name, arguments: arguments, status: status)
+            if isCustom(name) {
+                // A custom tool's input is free text; it was asked as JSON, so it is sent whole.
+                emit(
+                    "response.custom_tool_call_input.done",
+                    ["item_id": .string(id), "output_index": .int(index), "input": final["input"] ?? ""], into: &out)
+            } else {
+                emit(
+                    "response.function_call_arguments.done",
+                    ["item_id": .string(id), "name": final["name"] ?? .string(name), "output_index": .int(index), "arguments": .string(arguments)],
+                    into: &out)
+            }
         }
         emit("response.output_item.done", ["output_index": .int(index), "item": final], into: &out)
         done.append(final)

@@ -11,7 +11,10 @@ public enum ResponsesRequest {
         "prompt_cache_retention", "safety_identifier", "service_tier", "metadata", "client_metadata",
     ]
 
-    public static func chatBody(from body: JSONObject) throws(GatewayError) -> JSONObject {
+    /// `lenient`: the request will most likely be passed through to an upstream that speaks
+    /// Responses; what cannot be translated is left out of the chat body (which then serves the
+    /// estimate and the hold, and a fallback to a chat upstream) instead of refused.
+    public static func chatBody(from body: JSONObject, lenient: Bool = false) throws(GatewayError) -> JSONObject {
         for name in ["previous_response_id", "conversation"] {
             if let value = body[name], !value.isNull {
                 throw .invalidValue(
@@ -39,7 +42,7 @@ public enum ResponsesRequest {
         case .string(let text):
             messages.append(.object(["role": "user", "content": .string(text)]))
         case .array(let items):
-            try appendItems(items, to: &messages)
+            try appendItems(items, tools: ToolNames(request: body), lenient: lenient, to: &messages)
         default:
             throw .invalidType("input", expected: "a string or an array", got: input)
         }
@@ -50,12 +53,17 @@ public enum ResponsesRequest {
 
         if let tools = body["tools"], !tools.isNull {
             guard let list = tools.arrayValue else { throw .invalidType("tools", expected: "an array", got: tools) }
-            let functions = try list.enumerated().map { index, tool throws(GatewayError) -> JSONValue in
-                try chatTool(tool, param: "tools[\(index)]")
+            var functions: [JSONValue] = []
+            for (index, tool) in list.enumerated() {
+                functions += try chatTools(tool, param: "tools[\(index)]")
             }
             if !functions.isEmpty { chat["tools"] = .array(functions) }
         }
-        if let choice = body["tool_choice"], !choice.isNull { chat["tool_choice"] = try chatToolChoice(choice) }
+        if let choice = body["tool_choice"], !choice.isNull, chat["tools"] != nil {
+            do {
+                chat["tool_choice"] = try chatToolChoice(choice)
+            } catch where lenient {}
+        }
         if let parallel = body["parallel_tool_calls"], !parallel.isNull, chat["tools"] != nil {
             chat["parallel_tool_calls"] = parallel
         }
@@ -80,30 +88,48 @@ public enum ResponsesRequest {
 
     /// Appends input items as chat messages: consecutive function calls (and the assistant text
     /// before them) become one assistant message with `tool_calls`.
-    static func appendItems(_ items: [JSONValue], to messages: inout [JSONValue]) throws(GatewayError) {
+    static func appendItems(
+        _ items: [JSONValue], tools: ToolNames, lenient: Bool, to messages: inout [JSONValue]
+    ) throws(GatewayError) {
+        func appendCall(_ call: JSONValue) {
+            if case .object(var last)? = messages.last, last["role"]?.stringValue == "assistant" {
+                var calls = last["tool_calls"]?.arrayValue ?? []
+                calls.append(call)
+                last["tool_calls"] = .array(calls)
+                messages[messages.count - 1] = .object(last)
+            } else {
+                messages.append(.object(["role": "assistant", "content": .null, "tool_calls": .array([call])]))
+            }
+        }
         for (index, item) in items.enumerated() {
             let param = "input[\(index)]"
             guard let object = item.objectValue else { throw .invalidType(param, expected: "an object", got: item) }
             let type = object["type"]?.stringValue ?? (object["role"] != nil ? "message" : "")
             switch type {
             case "message":
-                try appendMessage(object, param: param, to: &messages)
+                try appendMessage(object, param: param, lenient: lenient, to: &messages)
             case "function_call":
                 guard let callID = object["call_id"]?.stringValue else { throw .missingParameter("\(param).call_id") }
                 guard let name = object["name"]?.stringValue else { throw .missingParameter("\(param).name") }
-                let call: JSONValue = .object([
-                    "id": .string(callID), "type": "function",
-                    "function": .object(["name": .string(name), "arguments": object["arguments"] ?? .string("{}")]),
-                ])
-                if case .object(var last)? = messages.last, last["role"]?.stringValue == "assistant" {
-                    var calls = last["tool_calls"]?.arrayValue ?? []
-                    calls.append(call)
-                    last["tool_calls"] = .array(calls)
-                    messages[messages.count - 1] = .object(last)
-                } else {
-                    messages.append(.object(["role": "assistant", "content": .null, "tool_calls": .array([call])]))
-                }
-            case "function_call_output":
+                let chatName = ToolNames.flattened(name, namespace: object["namespace"]?.stringValue)
+                appendCall(
+                    .object([
+                        "id": .string(callID), "type": "function",
+                        "function": .object(["name": .string(chatName), "arguments": object["arguments"] ?? .string("{}")]),
+                    ]))
+            case "custom_tool_call":
+                guard let callID = object["call_id"]?.stringValue else { throw .missingParameter("\(param).call_id") }
+                guard let name = object["name"]?.stringValue else { throw .missingParameter("\(param).name") }
+                let arguments = JSONValue.object(["input": object["input"] ?? .string("")]).serializedString()
+                appendCall(
+                    .object([
+                        "id": .string(callID), "type": "function",
+                        "function": .object([
+                            "name": .string(ToolNames.flattened(name, namespace: object["namespace"]?.stringValue)),
+                            "arguments": .string(arguments),
+                        ]),
+                    ]))
+            case "function_call_output", "custom_tool_call_output":
                 guard let callID = object["call_id"]?.stringValue else { throw .missingParameter("\(param).call_id") }
                 let output = object["output"]
                 let content: JSONValue =
@@ -117,13 +143,16 @@ public enum ResponsesRequest {
                 throw .invalidValue(
                     param, "Item references need stored responses, which Switchyard does not keep: send the item itself.")
             default:
+                if lenient { continue }
                 throw .unsupported(
                     "Input items of type '\(type)' cannot be translated to chat completions for this model.", param: param)
             }
         }
     }
 
-    static func appendMessage(_ object: JSONObject, param: String, to messages: inout [JSONValue]) throws(GatewayError) {
+    static func appendMessage(
+        _ object: JSONObject, param: String, lenient: Bool, to messages: inout [JSONValue]
+    ) throws(GatewayError) {
         guard let role = object["role"]?.stringValue else { throw .missingParameter("\(param).role") }
         let chatRole = role == "developer" ? "system" : role
         guard ["user", "assistant", "system"].contains(chatRole) else {
@@ -142,7 +171,9 @@ public enum ResponsesRequest {
             }
             var chatParts: [JSONValue] = []
             for (index, part) in parts.enumerated() {
-                chatParts.append(try chatPart(part, param: "\(param).content[\(index)]"))
+                do {
+                    chatParts.append(try chatPart(part, param: "\(param).content[\(index)]"))
+                } catch where lenient {}
             }
             messages.append(.object(["role": "user", "content": .array(chatParts)]))
         default:
@@ -181,21 +212,52 @@ public enum ResponsesRequest {
         }
     }
 
-    /// A flat Responses function tool as chat's nested one; built-in tools have no chat equivalent.
-    static func chatTool(_ tool: JSONValue, param: String) throws(GatewayError) -> JSONValue {
+    /// A Responses tool as chat function tools: a flat function tool as chat's nested one; each
+    /// tool of a `namespace` as a function named `NAMESPACE__name` (and back, `ToolNames`); a
+    /// `custom` (free-text) tool as a function taking one string, `input`. Tools that run inside
+    /// OpenAI's service (`web_search`, `file_search`, `tool_search`, `code_interpreter`, MCP…) are
+    /// left out: a chat model cannot call them, and agents send them by default.
+    static func chatTools(_ tool: JSONValue, param: String, namespace: String? = nil) throws(GatewayError) -> [JSONValue] {
         guard let object = tool.objectValue else { throw .invalidType(param, expected: "an object", got: tool) }
-        let type = object["type"]?.stringValue ?? ""
-        guard type == "function" else {
-            throw .unsupported(
-                "Tools of type '\(type)' are built into OpenAI's service and cannot be served by this model; only function tools are translated.",
-                param: param)
+        let type = object["type"]?.stringValue ?? "function"
+        switch type {
+        case "function":
+            guard let name = object["name"]?.stringValue else { throw .missingParameter("\(param).name") }
+            var function: JSONObject = ["name": .string(ToolNames.flattened(name, namespace: namespace))]
+            for key in ["description", "parameters", "strict"] {
+                if let value = object[key], !value.isNull { function[key] = value }
+            }
+            return [.object(["type": "function", "function": .object(function)])]
+        case "namespace":
+            guard let name = object["name"]?.stringValue else { throw .missingParameter("\(param).name") }
+            var tools: [JSONValue] = []
+            for (index, inner) in (object["tools"]?.arrayValue ?? []).enumerated() {
+                tools += try chatTools(inner, param: "\(param).tools[\(index)]", namespace: name)
+            }
+            return tools
+        case "custom":
+            guard let name = object["name"]?.stringValue else { throw .missingParameter("\(param).name") }
+            var description = object["description"]?.stringValue ?? ""
+            if let definition = object["format"]?["definition"]?.stringValue {
+                description += "\n\nThe input follows this grammar (\(object["format"]?["syntax"]?.stringValue ?? "")):\n" + definition
+            }
+            let parameters: JSONValue = .object([
+                "type": "object",
+                "properties": .object(["input": .object(["type": "string", "description": "The tool's free-text input."])]),
+                "required": .array(["input"]), "additionalProperties": false,
+            ])
+            return [
+                .object([
+                    "type": "function",
+                    "function": .object([
+                        "name": .string(ToolNames.flattened(name, namespace: namespace)), "description": .string(description),
+                        "parameters": parameters,
+                    ]),
+                ])
+            ]
+        default:
+            return []
         }
-        guard let name = object["name"], !name.isNull else { throw .missingParameter("\(param).name") }
-        var function: JSONObject = ["name": name]
-        for key in ["description", "parameters", "strict"] {
-            if let value = object[key], !value.isNull { function[key] = value }
-        }
-        return .object(["type": "function", "function": .object(function)])
     }
 
     static func chatToolChoice(_ choice: JSONValue) throws(GatewayError) -> JSONValue {
@@ -209,6 +271,9 @@ public enum ResponsesRequest {
             return .object(["type": "function", "function": .object(["name": name])])
         case "allowed_tools":
             return object["mode"] == .string("required") ? "required" : "auto"
+        case "custom":
+            guard let name = object["name"] else { throw .missingParameter("tool_choice.name") }
+            return .object(["type": "function", "function": .object(["name": name])])
         default:
             throw .unsupported("This 'tool_choice' names a built-in tool, which this model cannot serve.", param: "tool_choice")
         }
@@ -227,5 +292,47 @@ public enum ResponsesRequest {
         default:
             throw .invalidValue("text.format.type", "Invalid 'text.format.type': expected 'text', 'json_object' or 'json_schema'.")
         }
+    }
+}
+
+/// How the function names a chat upstream sees map back to the Responses tools they came from:
+/// `NAMESPACE__name` to a namespaced function, a custom tool's name to a `custom_tool_call`.
+public struct ToolNames: Sendable {
+    public enum Origin: Sendable, Equatable {
+        case function
+        case namespaced(namespace: String, name: String)
+        case custom(namespace: String?, name: String)
+    }
+
+    var byChatName: [String: Origin] = [:]
+
+    public init(request body: JSONObject) {
+        for tool in body["tools"]?.arrayValue ?? [] { add(tool, namespace: nil) }
+    }
+
+    private mutating func add(_ tool: JSONValue, namespace: String?) {
+        guard let name = tool["name"]?.stringValue else { return }
+        switch tool["type"]?.stringValue ?? "function" {
+        case "namespace":
+            for inner in tool["tools"]?.arrayValue ?? [] { add(inner, namespace: name) }
+        case "custom":
+            byChatName[Self.flattened(name, namespace: namespace)] = .custom(namespace: namespace, name: name)
+        case "function":
+            if let namespace {
+                byChatName[Self.flattened(name, namespace: namespace)] = .namespaced(namespace: namespace, name: name)
+            }
+        default:
+            break
+        }
+    }
+
+    public static func flattened(_ name: String, namespace: String?) -> String {
+        guard let namespace, !namespace.isEmpty else { return name }
+        return namespace + "__" + name
+    }
+
+    /// Where a chat tool call's function came from.
+    public func origin(ofChatName name: String) -> Origin {
+        byChatName[name] ?? .function
     }
 }

@@ -20,21 +20,25 @@ public struct InferenceRequest: Sendable {
     public var api: String { dialect.nativeEndpoint?.name ?? endpoint.name }
 
     /// A Responses or Messages request (`bytes`), translated to chat completions.
+    /// `passesThrough(model)` says whether the model's first deployment speaks the dialect: then what
+    /// cannot be translated is left out of the chat body rather than refused.
     public init(
-        dialect: Dialect, bytes: [UInt8], modelOverride: String? = nil, headers: [(name: String, value: String)] = []
+        dialect: Dialect, bytes: [UInt8], modelOverride: String? = nil, headers: [(name: String, value: String)] = [],
+        passesThrough: (String) -> Bool = { _ in false }
     ) throws(GatewayError) {
         var original = try Self.object(bytes)
         if let modelOverride, !modelOverride.isEmpty { original["model"] = .string(modelOverride) }
         guard let model = original["model"], !model.isNull else { throw .missingParameter("model") }
-        guard model.stringValue != nil else { throw .invalidType("model", expected: "a string", got: model) }
+        guard let modelName = model.stringValue else { throw .invalidType("model", expected: "a string", got: model) }
+        let lenient = passesThrough(modelName)
         if let stream = original["stream"], !stream.isNull, stream.boolValue == nil {
             throw .invalidType("stream", expected: "a boolean", got: stream)
         }
         let chat: JSONObject
         switch dialect {
         case .openAI: chat = original
-        case .responses: chat = try ResponsesRequest.chatBody(from: original)
-        case .anthropic: chat = try MessagesRequest.chatBody(from: original)
+        case .responses: chat = try ResponsesRequest.chatBody(from: original, lenient: lenient)
+        case .anthropic: chat = try MessagesRequest.chatBody(from: original, lenient: lenient)
         }
         try self.init(endpoint: .chatCompletions, body: chat)
         self.dialect = dialect

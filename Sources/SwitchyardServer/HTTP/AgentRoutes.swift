@@ -56,7 +56,9 @@ struct AgentRoutes: Sendable {
         throw GatewayError(
             status: 426,
             message: "Switchyard serves the Responses API over HTTP with server-sent events, not WebSocket: POST to /v1/responses.",
-            type: "invalid_request_error", code: "upgrade_required", headers: [("upgrade", "HTTP/1.1")])
+            type: "invalid_request_error", code: "upgrade_required",
+            // The HTTP parser stops reading a connection once it asked to upgrade: it closes after this.
+            headers: [("upgrade", "HTTP/1.1"), ("connection", "close")])
     }
 
     static func notStored(_ id: String) -> GatewayError {

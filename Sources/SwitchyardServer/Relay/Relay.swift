@@ -49,7 +49,12 @@ struct Relay: Sendable {
             dialect == .openAI
             ? try InferenceRequest(endpoint: endpoint, bytes: bytes, modelOverride: style.pathModel)
             : try InferenceRequest(
-                dialect: dialect, bytes: bytes, modelOverride: style.pathModel, headers: request.passthroughHeaders)
+                dialect: dialect, bytes: bytes, modelOverride: style.pathModel, headers: request.passthroughHeaders,
+                passesThrough: { [catalog, router] name in
+                    guard let model = catalog.model(named: name) else { return false }
+                    return router.candidates(for: model, endpoint: .chatCompletions).first?.provider.config
+                        .speaksNatively(dialect) ?? false
+                })
         guard let model = catalog.model(named: inference.model) else { throw GatewayError.modelNotFound(inference.model) }
         guard caller.mayUse(model) else { throw GatewayError.modelNotAllowed(inference.model) }
         guard model.endpoints.contains(endpoint) else {
@@ -201,8 +206,10 @@ struct RelayPlan: Sendable {
         if let native = inference.dialect.nativeEndpoint, provider.speaksNatively(inference.dialect),
             var body = inference.original
         {
-            // Passed through: the caller's own request, only `model` rewritten, streamed as asked.
+            // Passed through: the caller's own request, only `model` rewritten, streamed as asked —
+            // and, for Responses, `store: false`: nothing of it is kept, upstream either.
             body["model"] = .string(deployment.model)
+            if native == .responses { body["store"] = false }
             upstream = UpstreamRequest(
                 endpoint: native, body: body, stream: inference.stream, headers: inference.passthroughHeaders)
             self.identity = identity
