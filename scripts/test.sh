@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's whole test suite: the Swift tests (unit tests and the gateway against real local
 # upstreams), then the wire-level suite that drives the built binary with the official `openai`
-# Python SDK, 2.x and 3.x, and validates every response against OpenAI's schemas.
+# Python SDK, 2.x and 3.x, and the `anthropic` SDK, and validates every response against OpenAI's
+# schemas; the real-engine suite; and the real coding agents (Codex CLI, Claude Code) through it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +15,10 @@ swift test --skip-build --no-parallel
 # in a venv of its own under .build/ (made once, remade only when its lock file changes), never in
 # the system's Python; then the real-engine suite (llama.cpp as a managed engine; its first install
 # compiles llama.cpp, minutes; later ones take seconds from pip's cache). Both run whatever the
-# other's outcome; the first failure's status is the script's.
+# other's outcome; the first failure's status is the script's. Last, the agents' suite (Codex CLI and
+# Claude Code from their PyPI packages, ~320 MB of wheels fetched once into ~/.cache/switchyard).
 status=0
 scripts/test-sdk.sh || status=$?
 scripts/test-engines.sh || { engines=$?; [ "$status" != 0 ] || status=$engines; }
+scripts/test-agents.sh || { agents=$?; [ "$status" != 0 ] || status=$agents; }
 exit "$status"
