@@ -63,8 +63,10 @@ import Testing
             let body = try object(#"{"model":"m","input":"hi",\#(field)}"#)
             #expect(throws: GatewayError.self) { try ResponsesRequest.chatBody(from: body) }
         }
-        let builtIn = try object(#"{"model":"m","input":"hi","tools":[{"type":"web_search"}]}"#)
-        #expect(throws: GatewayError.self) { try ResponsesRequest.chatBody(from: builtIn) }
+        // Built-in tools run inside OpenAI's service: left out of a translated request, not refused.
+        let builtIn = try object(#"{"model":"m","input":"hi","tools":[{"type":"web_search"}],"tool_choice":"required"}"#)
+        #expect(try ResponsesRequest.chatBody(from: builtIn)["tools"] == nil)
+        #expect(try ResponsesRequest.chatBody(from: builtIn)["tool_choice"] == nil)
         let reference = try object(#"{"model":"m","input":[{"type":"item_reference","id":"x"}]}"#)
         #expect(throws: GatewayError.self) { try ResponsesRequest.chatBody(from: reference) }
     }
@@ -138,7 +140,61 @@ import Testing
         #expect(try events(failure).last?.1["response"]?["error"]?["message"] == "boom")
     }
 
+    @Test func codexToolsAreFlattenedAndMappedBack() throws {
+        let body = try object(
+            #"""
+            {"model":"m","input":[{"type":"function_call","id":"fc_1","status":"completed","namespace":"multi_agent_v1","name":"wait_agent","call_id":"c1","arguments":"{}"},
+                                  {"type":"function_call_output","id":"fco_1","call_id":"c1","output":"done"},
+                                  {"type":"custom_tool_call","call_id":"c2","name":"apply_patch","input":"*** Begin Patch"}],
+             "tools":[{"type":"function","name":"exec_command","parameters":{"type":"object"},"strict":false},
+                      {"type":"namespace","name":"multi_agent_v1","tools":[{"type":"function","name":"wait_agent","parameters":{"type":"object"}}]},
+                      {"type":"custom","name":"apply_patch","format":{"type":"grammar","syntax":"lark","definition":"start: x"}},
+                      {"type":"web_search","external_web_access":false},{"type":"tool_search","execution":"client"}]}
+            """#)
+        let chat = try ResponsesRequest.chatBody(from: body)
+        let names = chat["tools"]?.arrayValue?.compactMap { $0["function"]?["name"]?.stringValue }
+        #expect(names == ["exec_command", "multi_agent_v1__wait_agent", "apply_patch"])
+        let messages = try #require(chat["messages"]?.arrayValue)
+        #expect(messages[0]["tool_calls"]?.arrayValue?.first?["function"]?["name"] == "multi_agent_v1__wait_agent")
+        #expect(messages[2]["tool_calls"]?.arrayValue?.first?["function"]?["arguments"] == #"{"input":"*** Begin Patch"}"#)
+
+        let answer = ResponsesAnswer(request: body, identity: ResponseIdentity(id: "resp_x", model: "p", created: 1))
+        let namespaced = answer.callItem(id: "fc", callID: "c", chatName: "multi_agent_v1__wait_agent", arguments: "{}", status: "completed")
+        #expect(namespaced["name"] == "wait_agent")
+        #expect(namespaced["namespace"] == "multi_agent_v1")
+        let custom = answer.callItem(id: "ct", callID: "c", chatName: "apply_patch", arguments: #"{"input":"patch text"}"#, status: "completed")
+        #expect(custom["type"] == "custom_tool_call")
+        #expect(custom["input"] == "patch text")
+        #expect(answer.callItem(id: "f", callID: "c", chatName: "exec_command", arguments: "{}", status: "completed")["type"] == "function_call")
+
+        var encoder = ResponsesStreamEncoder(answer: answer)
+        var bytes = encoder.encode(
+            try object(#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c9","function":{"name":"apply_patch","arguments":"{\"input\":\"a\\nb\"}"}}]}}]}"#))
+        bytes += encoder.finish(usage: Usage(promptTokens: 1, completionTokens: 1), completedAt: 2)
+        let all = try events(bytes)
+        #expect(!all.contains { $0.0 == "response.function_call_arguments.delta" })
+        #expect(all.first { $0.0 == "response.custom_tool_call_input.done" }?.1["input"] == "a\nb")
+        #expect(all.last?.1["response"]?["output"]?.arrayValue?.first?["type"] == "custom_tool_call")
+    }
+
+    @Test func lenientTranslationLeavesOutWhatItCannotTranslate() throws {
+        let body = try object(#"{"model":"m","input":[{"type":"web_search_call","id":"ws_1"},{"role":"user","content":"hi"}]}"#)
+        #expect(throws: GatewayError.self) { try ResponsesRequest.chatBody(from: body) }
+        let chat = try ResponsesRequest.chatBody(from: body, lenient: true)
+        #expect(chat["messages"]?.arrayValue?.count == 1)
+    }
+
     // MARK: Messages → chat
+
+    @Test func claudeCodesSystemTurnsInsideMessagesAreKept() throws {
+        let body = try object(
+            ##"{"model":"m","max_tokens":32000,"thinking":{"type":"adaptive"},"messages":[{"role":"user","content":"hi"},{"role":"system","content":[{"type":"text","text":"# Environment","cache_control":{"type":"ephemeral"}}]}]}"##)
+        let chat = try MessagesRequest.chatBody(from: body)
+        #expect(chat["messages"]?.arrayValue?.map { $0["role"]?.stringValue } == ["user", "system"])
+        #expect(chat["messages"]?.arrayValue?.last?["content"] == "# Environment")
+        #expect(chat["thinking"] == nil)
+    }
+
 
     @Test func messagesRequestBecomesChatWithToolResultsFirst() throws {
         let body = try object(
