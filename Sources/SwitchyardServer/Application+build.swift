@@ -60,12 +60,22 @@ public func buildApplication(
         store: dependencies.store, authenticator: authenticator, instance: dependencies.instance,
         metrics: dependencies.metrics, lifecycle: dependencies.lifecycle, clock: clock)
     let inFlight = InFlight(shutdown: dependencies.lifecycle.stopping)
-    let relay = Relay(
+    var configuredRelay = Relay(
         catalog: catalog, connections: connections, billing: billing, inFlight: inFlight,
         maxBodyBytes: config.server.maxBodyBytes,
         router: DeploymentRouter(catalog: catalog, providers: providers, config: config.routing, clock: clock),
         limits: Limits(config: config.limits, limiter: InMemoryRateLimiter(clock: clock)), clock: clock,
         loadingNotice: config.server.loadingNoticeInterval)
+    let fileStore = dependencies.store as? any FileStore
+    let uploads = fileStore.map { Uploads(store: $0, settings: config.files, clock: clock) }
+    configuredRelay.uploads = uploads
+    configuredRelay.audioUploadLimit = config.audio.maxUploadBytes
+    let relay = configuredRelay
+    let services: [any Service] =
+        providers.services
+        + (fileStore.map {
+            [UploadSweeper(store: $0, retention: config.files.retention, clock: clock, logger: dependencies.logger)]
+        } ?? [])
 
     let router = Router(context: GatewayRequestContext.self)
     router.add(
@@ -91,6 +101,17 @@ public func buildApplication(
     }
     AgentRoutes(relay: relay, inFlight: inFlight, authenticator: authenticator, catalog: catalog, router: relay.router)
         .addRoutes(to: router)
+    let media: [(String, Endpoint)] = [
+        ("images/generations", .imageGenerations), ("images/edits", .imageEdits),
+        ("images/variations", .imageVariations), ("audio/speech", .speech), ("audio/transcriptions", .transcriptions),
+        ("audio/translations", .translations),
+    ]
+    for (path, endpoint) in media {
+        v1.post(RouterPath(path)) { request, context in
+            try await relay.handle(endpoint, request: request, context: context)
+        }
+    }
+    if let uploads { FilesController(uploads: uploads, authenticator: authenticator, relay: relay).addRoutes(to: router) }
     AccountController(authenticator: authenticator, store: dependencies.store, limits: config.limits).addRoutes(to: router)
     OperationsController(
         store: dependencies.store, lifecycle: dependencies.lifecycle, metrics: dependencies.metrics,
@@ -113,7 +134,7 @@ public func buildApplication(
         // The engine supervisor runs among the application's services, after `providers`: services
         // stop in reverse, after the HTTP server, so engines stop once no request can reach them
         // and before the HTTP clients close; tests driving the application get the same.
-        services: providers.services,
+        services: services,
         onServerRunning: onServerRunning,
         eventLoopGroupProvider: .shared(dependencies.eventLoopGroup),
         logger: dependencies.logger

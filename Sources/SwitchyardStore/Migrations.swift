@@ -25,6 +25,30 @@ enum Migrations {
         // The API the caller used (`chat`, `responses`, `messages`…): agents' routes are billed on
         // the same rows (issue 17). NULL on rows written before.
         Step(version: 5, statements: { _ in ["ALTER TABLE ledger ADD COLUMN api TEXT"] }),
+        // Media requests are billed in images, characters or audio milliseconds (issue 12).
+        Step(version: 6, statements: { _ in
+            ["ALTER TABLE ledger ADD COLUMN units BIGINT", "ALTER TABLE ledger ADD COLUMN unit TEXT"]
+        }),
+        // Uploads for vision and user data, kept until they expire (files.retention; issue 12).
+        Step(version: 7, statements: { backend in
+            [
+                """
+                CREATE TABLE files (
+                    id TEXT PRIMARY KEY,
+                    account_id TEXT NOT NULL REFERENCES accounts (id),
+                    filename TEXT NOT NULL,
+                    purpose TEXT NOT NULL,
+                    media_type TEXT NOT NULL,
+                    bytes BIGINT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    content \(backend.bytesType) NOT NULL
+                )
+                """,
+                "CREATE INDEX files_account ON files (account_id, created_at)",
+                "CREATE INDEX files_expiry ON files (expires_at)",
+            ]
+        }),
     ]
 
     /// Serialises migrations of gateway replicas starting together (an arbitrary constant).

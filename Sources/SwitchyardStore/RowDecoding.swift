@@ -14,7 +14,7 @@ enum Columns {
         "request_id", "account_id", "key_id", "end_user", "model", "deployment", "instance", "hold_micros", "status",
         "end_reason", "http_status", "prompt_tokens", "completion_tokens", "usage_source", "cost_micros", "queue_ms",
         "load_ms", "first_token_ms", "generation_ms", "started_at", "finished_at", "attempts", "http_request_id",
-        "api",
+        "api", "units", "unit",
     ]
 
     /// `a.id AS a_id, a.name AS a_name, …`, or plain `id, name, …` without a table.
@@ -96,7 +96,9 @@ extension SQLRow {
             firstTokenMillis: try optional("first_token_ms"),
             generationMillis: try optional("generation_ms"),
             finishedAt: try optional("finished_at"),
-            attempts: try optional("attempts")
+            attempts: try optional("attempts"),
+            units: try optional("units"),
+            unit: try optional("unit")
         )
     }
 }

@@ -94,7 +94,7 @@ struct SQLKitBatchExecutor: BillingBatchExecutor {
                 \(bind: settlement.usageSource.rawValue), \(bind: entry.capture), \(bind: settlement.queueMillis),
                 \(bind: settlement.loadMillis), \(bind: settlement.firstTokenMillis),
                 \(bind: settlement.generationMillis), \(bind: settlement.finishedAt), \(bind: settlement.attempts),
-                \(bind: settlement.deployment))
+                \(bind: settlement.deployment), \(bind: settlement.units), \(bind: settlement.unit))
                 """
         }
         // A NULL bind has no type on PostgreSQL, so a column of only NULLs would read as text: the casts
@@ -102,7 +102,7 @@ struct SQLKitBatchExecutor: BillingBatchExecutor {
         try await database.raw(
             """
             WITH s (request_id, status, end_reason, http_status, prompt_tokens, completion_tokens, usage_source,
-                cost, queue_ms, load_ms, first_token_ms, generation_ms, finished_at, attempts, deployment)
+                cost, queue_ms, load_ms, first_token_ms, generation_ms, finished_at, attempts, deployment, units, unit)
             AS (VALUES \(values))
             UPDATE ledger SET status = CAST(s.status AS TEXT), end_reason = CAST(s.end_reason AS TEXT),
                 http_status = CAST(s.http_status AS BIGINT), prompt_tokens = CAST(s.prompt_tokens AS BIGINT),
@@ -110,7 +110,7 @@ struct SQLKitBatchExecutor: BillingBatchExecutor {
                 cost_micros = CAST(s.cost AS BIGINT), queue_ms = CAST(s.queue_ms AS BIGINT),
                 load_ms = CAST(s.load_ms AS BIGINT), first_token_ms = CAST(s.first_token_ms AS BIGINT),
                 generation_ms = CAST(s.generation_ms AS BIGINT), finished_at = CAST(s.finished_at AS BIGINT),
-                attempts = CAST(s.attempts AS TEXT),
+                attempts = CAST(s.attempts AS TEXT), units = CAST(s.units AS BIGINT), unit = CAST(s.unit AS TEXT),
                 deployment = COALESCE(CAST(s.deployment AS TEXT), ledger.deployment)
             FROM s WHERE ledger.request_id = s.request_id
             """

@@ -94,7 +94,7 @@ final class SQLiteHotPath: BillingBatchExecutor, @unchecked Sendable {
                 UPDATE ledger SET status = ?1, end_reason = ?2, http_status = ?3, prompt_tokens = ?4,
                     completion_tokens = ?5, usage_source = ?6, cost_micros = ?7, queue_ms = ?8, load_ms = ?9,
                     first_token_ms = ?10, generation_ms = ?11, finished_at = ?12, attempts = ?13,
-                    deployment = COALESCE(?14, deployment)
+                    deployment = COALESCE(?14, deployment), units = ?16, unit = ?17
                 WHERE request_id = ?15
                 """,
                 [
@@ -103,7 +103,8 @@ final class SQLiteHotPath: BillingBatchExecutor, @unchecked Sendable {
                     .int(Int64(settlement.completionTokens)), .text(settlement.usageSource.rawValue), .int(entry.capture),
                     .int(settlement.queueMillis), .int(settlement.loadMillis), optional(settlement.firstTokenMillis),
                     .int(settlement.generationMillis), .int(settlement.finishedAt), optional(settlement.attempts),
-                    optional(settlement.deployment), .text(settlement.requestID),
+                    optional(settlement.deployment), .text(settlement.requestID), optional(settlement.units),
+                    optional(settlement.unit),
                 ])
         }
         for change in decisions.accountChanges {

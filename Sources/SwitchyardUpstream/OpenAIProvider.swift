@@ -82,6 +82,7 @@ public struct OpenAIProvider: Provider {
         let status = Int(response.status.code)
         var headers: [(name: String, value: String)] = []
         if let retryAfter = response.headers.first(name: "retry-after") { headers.append(("retry-after", retryAfter)) }
+        if let contentType = response.headers.first(name: "content-type") { headers.append(("content-type", contentType)) }
 
         let isEventStream = response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
         let idle = config.timeouts.idle
@@ -89,8 +90,16 @@ public struct OpenAIProvider: Provider {
             let events = Self.events(
                 of: response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total,
                 isLastEvent: request.endpoint == .responses ? Self.isLastResponsesEvent : isLastEvent,
-                onEnd: { lease.release() })
+                // Media streams (partial images, transcripts, speech events) end with the body, not `[DONE]`.
+                endsAtEOF: request.endpoint.output == .media, onEnd: { lease.release() })
             return UpstreamResponse(status: status, headers: headers, body: .events(events))
+        }
+        if (200..<300).contains(status) && request.endpoint == .speech {
+            // Audio is relayed as it arrives: each piece of the body is one "event" of raw bytes.
+            let pieces = Self.pieces(of: response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total) {
+                lease.release()
+            }
+            return UpstreamResponse(status: status, headers: headers, body: .events(pieces))
         }
         defer { lease.release() }
         let bytes = try await Self.collect(response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total)
@@ -160,7 +169,7 @@ public struct OpenAIProvider: Provider {
     /// the rest of the body is drained, so that the connection goes back to the pool.
     static func events(
         of body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration,
-        total: ContinuousClock.Instant?, isLastEvent: (@Sendable ([UInt8]) -> Bool)? = nil,
+        total: ContinuousClock.Instant?, isLastEvent: (@Sendable ([UInt8]) -> Bool)? = nil, endsAtEOF: Bool = false,
         onEnd: @escaping @Sendable () -> Void
     ) -> UpstreamEvents {
         EventPump.start(onEnd: onEnd) { events in
@@ -192,11 +201,41 @@ public struct OpenAIProvider: Provider {
                         if done { return }
                         throw map(error, phase: .idle)
                     }
-                    if !done { throw UpstreamError.closedEarly }
+                    if !done && !endsAtEOF { throw UpstreamError.closedEarly }
                 }
                 group.addTask {
                     let phase = try await activity.watch()
                     let error = UpstreamError.timeout(phase)
+                    events.finish(throwing: error)
+                    throw error
+                }
+                defer { group.cancelAll() }
+                try await group.next()
+            }
+        }
+    }
+
+    /// A body relayed as it arrives (audio): its pieces in order, ending with the body; a stall past
+    /// `idle` or a broken connection ends it with an error.
+    static func pieces(
+        of body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration,
+        total: ContinuousClock.Instant?, onEnd: @escaping @Sendable () -> Void
+    ) -> UpstreamEvents {
+        EventPump.start(onEnd: onEnd) { events in
+            let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte, total: total)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    do {
+                        for try await buffer in body {
+                            activity.extend(to: .now + idle, phase: .idle)
+                            if buffer.readableBytes > 0 { events.yield(Array(buffer.readableBytesView)) }
+                        }
+                    } catch {
+                        throw map(error, phase: .idle)
+                    }
+                }
+                group.addTask {
+                    let error = UpstreamError.timeout(try await activity.watch())
                     events.finish(throwing: error)
                     throw error
                 }

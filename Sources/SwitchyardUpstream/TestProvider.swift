@@ -30,6 +30,16 @@ public struct TestProvider: Provider {
         let count = max(0, min(wanted, limit ?? wanted))
         let tokens = (0..<count).map { Self.words[$0 % Self.words.count] }
         let prompt = TokenEstimate.prompt(of: request.body, endpoint: request.endpoint)
+        let images = Self.imageParts(request.body)
+        if images > 0 {
+            // A vision request: the answer says what arrived, so its images can be seen to have come.
+            let seen = " It received \(images) image\(images == 1 ? "" : "s")."
+            let tokens = Array(((0..<count).map { Self.words[$0 % Self.words.count] } + [seen]))
+            return Plan(
+                tokens: tokens, finishReason: count < wanted ? "length" : "stop",
+                usage: Usage(promptTokens: prompt + 85 * images, completionTokens: tokens.count),
+                model: request.body["model"] ?? .string("test"))
+        }
         return Plan(
             tokens: tokens,
             finishReason: count < wanted ? "length" : "stop",
@@ -43,6 +53,7 @@ public struct TestProvider: Provider {
         if request.endpoint.output == .vectors {
             return UpstreamResponse(status: 200, body: .complete(embeddings(for: request).serialized()))
         }
+        if request.endpoint.output == .media { return try await media(request, created: created) }
         let plan = plan(for: request)
         let id = JSONValue.string("test-" + UUID().uuidString)
         let delay = config.test.tokenDelay
@@ -104,6 +115,13 @@ public struct TestProvider: Provider {
             "id": id, "object": .string(endpoint.responseObject), "created": .int(created), "model": plan.model,
             "choices": .array([.object(choice)]), "usage": plan.usage.json,
         ]
+    }
+
+    /// Image parts (data URLs or URLs) in a chat request's messages.
+    static func imageParts(_ body: JSONObject) -> Int {
+        (body["messages"]?.arrayValue ?? []).reduce(0) { sum, message in
+            sum + (message["content"]?.arrayValue ?? []).filter { $0["type"] == "image_url" }.count
+        }
     }
 
     /// Vectors derived from a hash of each input, so equal inputs embed equally.

@@ -209,7 +209,7 @@ import Testing
             let row = try #require(try await gateway.ledger().first)
             #expect(row.open.httpRequestID == "order-42.attempt-1")
             let csv = try await gateway.get("/v1/usage?format=csv")
-            #expect(csv.text.split(separator: "\n").first?.hasSuffix(",attempts,http_request_id,api") == true)
+            #expect(csv.text.split(separator: "\n").first?.hasSuffix(",attempts,http_request_id,api,units,unit") == true)
             #expect(csv.text.contains("order-42.attempt-1"))
             let usage = try await gateway.get("/v1/usage")
             #expect(usage.json["data"]?.arrayValue?.first?["http_request_id"] == "order-42.attempt-1")

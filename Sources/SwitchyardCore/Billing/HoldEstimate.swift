@@ -17,7 +17,9 @@ public enum HoldEstimate {
     /// else the model's output cap, else what the context window leaves; times `n`. `promptEstimate` is
     /// `TokenEstimate.prompt` of the request, computed once by the caller.
     public static func completionTokens(_ request: InferenceRequest, model: ModelConfig, promptEstimate: Int) -> Int {
-        guard request.endpoint.producesCompletion else { return 0 }
+        // Media answers are metered in media units; their tokens, when an upstream reports them
+        // (image models priced per token), are bounded like a completion's.
+        guard request.endpoint.producesCompletion || request.endpoint.output == .media else { return 0 }
         let asked = request.body["max_completion_tokens"]?.intValue ?? request.body["max_tokens"]?.intValue
         let room = model.context.map { max(1, $0 - promptEstimate) }
         let perChoice = [asked, model.maxOutputTokens, room].compactMap { $0 }.min() ?? 4096
@@ -28,11 +30,17 @@ public enum HoldEstimate {
     public static func hold(
         for request: InferenceRequest, model: ModelConfig, multiplierPPM: Int64, promptEstimate: Int
     ) -> Money {
-        model.price.cost(
+        var media = request.mediaEstimate ?? .none
+        if case .perAudioSecond = model.price, media.audioMillis == 0 {
+            // Audio still to be produced (speech) is unknown until it is: the model's `max_seconds`
+            // bounds it (and what is billed). Uploaded audio (transcription) is measured, exactly.
+            media.audioMillis = Int64(model.maxSeconds) * 1000
+        }
+        return model.price.cost(
             promptTokens: promptTokens(request, context: model.context),
             completionTokens: completionTokens(request, model: model, promptEstimate: promptEstimate),
             generationMillis: Int64(model.maxSeconds) * 1000,
-            multiplierPPM: multiplierPPM
+            multiplierPPM: multiplierPPM, media: media
         )
     }
 

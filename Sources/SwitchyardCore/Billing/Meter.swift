@@ -9,6 +9,10 @@ public struct Meter: Sendable, Equatable {
     public var outputBytes = 0
     /// Estimated prompt tokens, used only when the upstream reports none.
     public var promptEstimate: Int
+    /// What a media request delivered (images, characters, audio), for media prices.
+    public var media = MediaUsage.none
+    /// A media request: tokens are what the upstream reports, never estimated from its bytes.
+    public var isMedia = false
 
     public init(promptEstimate: Int) {
         self.promptEstimate = promptEstimate
@@ -25,6 +29,7 @@ public struct Meter: Sendable, Equatable {
     public func billable(charge: Bool) -> (prompt: Int, completion: Int, source: LedgerSettlement.UsageSource) {
         guard charge else { return (0, 0, .none) }
         if let reported { return (reported.promptTokens, reported.completionTokens, .reported) }
+        if isMedia { return (0, 0, .none) }
         if let counted { return (counted.promptTokens, counted.completionTokens, .engine) }
         return (promptEstimate, estimatedCompletion, .estimated)
     }

@@ -10,6 +10,27 @@ public enum Price: Sendable, Equatable {
     case perSecond(Int64)
     /// A flat amount per request that produced output.
     case perRequest(Int64)
+    /// Per image, by `SIZE/QUALITY` (then `SIZE`, then `*`): image generation, edits, variations.
+    case perImage([String: Int64])
+    /// Per 1M input characters (text to speech).
+    case perMillionCharacters(Int64)
+    /// Per second of audio: transcribed or translated, or produced by text to speech.
+    case perAudioSecond(Int64)
+
+    /// Whether requests at this price are metered in media units (`MediaUsage`) rather than tokens.
+    public var isMedia: Bool {
+        switch self {
+        case .perImage, .perMillionCharacters, .perAudioSecond: true
+        default: false
+        }
+    }
+
+    /// The rate of one image of `key` (`1024x1024/hd`): that key, then its size, then `*`.
+    public static func imageRate(_ rates: [String: Int64], key: String) -> Int64 {
+        if let rate = rates[key] { return rate }
+        if let size = key.split(separator: "/").first, let rate = rates[String(size)] { return rate }
+        return rates["*"] ?? rates.values.max() ?? 0
+    }
 
     /// A decimal price string as nano-units; nil when malformed or negative.
     public static func nanos(_ text: String) -> Int64? {
@@ -18,7 +39,9 @@ public enum Price: Sendable, Equatable {
     }
 
     /// The cost of what a request used, with the account's multiplier (in millionths) applied.
-    public func cost(promptTokens: Int, completionTokens: Int, generationMillis: Int64, multiplierPPM: Int64) -> Money {
+    public func cost(
+        promptTokens: Int, completionTokens: Int, generationMillis: Int64, multiplierPPM: Int64, media: MediaUsage = .none
+    ) -> Money {
         // Units of the numerator: nano-units × 1/1000 (per 1K tokens, or per 1000 ms) × 1e-6 (ppm).
         let numerator: Int128
         switch self {
@@ -31,10 +54,52 @@ public enum Price: Sendable, Equatable {
             numerator = Int128(max(0, generationMillis)) * Int128(rate) * Int128(multiplierPPM)
         case .perRequest(let amount):
             numerator = Int128(amount) * 1000 * Int128(multiplierPPM)
+        case .perImage(let rates):
+            numerator = Int128(media.images) * Int128(Self.imageRate(rates, key: media.imageKey)) * 1000
+                * Int128(multiplierPPM)
+        case .perMillionCharacters(let rate):
+            // Per 1M characters: ÷ 1e6, where the common divisor assumes ÷ 1e3.
+            let scaled = Int128(media.characters) * Int128(rate) * Int128(multiplierPPM)
+            return Self.rounded(scaled, divisor: 1_000_000_000_000_000)
+        case .perAudioSecond(let rate):
+            numerator = Int128(max(0, media.audioMillis)) * Int128(rate) * Int128(multiplierPPM)
         }
         // nano → micro (1e3), per-1K or per-1000-ms (1e3), ppm (1e6).
-        let divisor: Int128 = 1_000_000_000_000
-        let micros = (numerator + divisor / 2) / divisor
-        return Money(micros: Int64(clamping: micros))
+        return Self.rounded(numerator, divisor: 1_000_000_000_000)
+    }
+
+    private static func rounded(_ numerator: Int128, divisor: Int128) -> Money {
+        Money(micros: Int64(clamping: (numerator + divisor / 2) / divisor))
+    }
+}
+
+/// What a media request consumed, in the units its price counts.
+public struct MediaUsage: Sendable, Equatable {
+    /// Images returned.
+    public var images: Int
+    /// `SIZE/QUALITY` of those images, as the request asked (`1024x1024/standard`).
+    public var imageKey: String
+    /// Input characters (text to speech).
+    public var characters: Int
+    /// Audio transcribed, translated or produced, in milliseconds.
+    public var audioMillis: Int64
+
+    public init(images: Int = 0, imageKey: String = "", characters: Int = 0, audioMillis: Int64 = 0) {
+        self.images = images
+        self.imageKey = imageKey
+        self.characters = characters
+        self.audioMillis = audioMillis
+    }
+
+    public static let none = MediaUsage()
+
+    /// The ledger's `units` and `unit` for this usage at `price`: images, characters or audio milliseconds.
+    public func units(for price: Price) -> (count: Int64, unit: String)? {
+        switch price {
+        case .perImage: (Int64(images), "image")
+        case .perMillionCharacters: (Int64(characters), "character")
+        case .perAudioSecond: (audioMillis, "audio_ms")
+        default: nil
+        }
     }
 }

@@ -195,13 +195,18 @@ public struct LedgerSettlement: Sendable, Equatable {
     /// What routing tried and why it moved on, as compact text (`dep-a:connect_error,dep-b:ok`); nil
     /// when the first attempt answered. Never content.
     public var attempts: String?
+    /// What a media request was billed for, in its price's unit (`image`, `character`, `audio_ms`).
+    public var units: Int64?
+    public var unit: String?
 
     public init(
         requestID: String, accountID: String, hold: Money, cost: Money, status: EndStatus, endReason: EndReason,
         httpStatus: Int, promptTokens: Int, completionTokens: Int, usageSource: UsageSource, queueMillis: Int64,
         loadMillis: Int64, firstTokenMillis: Int64?, generationMillis: Int64, finishedAt: Int64,
-        deployment: String? = nil, attempts: String? = nil
+        deployment: String? = nil, attempts: String? = nil, units: Int64? = nil, unit: String? = nil
     ) {
+        self.units = units
+        self.unit = unit
         self.deployment = deployment
         self.attempts = attempts
         self.requestID = requestID
@@ -240,13 +245,18 @@ public struct LedgerRow: Sendable, Equatable {
     public var finishedAt: Int64?
     /// See `LedgerSettlement.attempts`.
     public var attempts: String?
+    /// See `LedgerSettlement.units`.
+    public var units: Int64?
+    public var unit: String?
 
     public init(
         open: LedgerOpen, status: String, endReason: String? = nil, httpStatus: Int? = nil, promptTokens: Int = 0,
         completionTokens: Int = 0, usageSource: String? = nil, cost: Money = .zero, queueMillis: Int64? = nil,
         loadMillis: Int64? = nil, firstTokenMillis: Int64? = nil, generationMillis: Int64? = nil, finishedAt: Int64? = nil,
-        attempts: String? = nil
+        attempts: String? = nil, units: Int64? = nil, unit: String? = nil
     ) {
+        self.units = units
+        self.unit = unit
         self.attempts = attempts
         self.open = open
         self.status = status

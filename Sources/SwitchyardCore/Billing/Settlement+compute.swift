@@ -28,11 +28,13 @@ extension LedgerSettlement {
         let sent = timings.sentAt ?? timings.arrivedAt
         let generation = (last - sent).millis
         let billedGeneration = min(generation, Int64(maxSeconds) * 1000)
+        let media = meter.media
         let cost = outcome.charge
             ? price.cost(
                 promptTokens: usage.prompt, completionTokens: usage.completion, generationMillis: billedGeneration,
-                multiplierPPM: multiplierPPM)
+                multiplierPPM: multiplierPPM, media: media)
             : .zero
+        let units = outcome.charge ? media.units(for: price) : media.units(for: price).map { (0, $0.unit) }
         let load = timings.load.millis
         self.init(
             requestID: open.requestID, accountID: open.accountID, hold: open.hold, cost: min(cost, Money(micros: .max)),
@@ -40,6 +42,7 @@ extension LedgerSettlement {
             promptTokens: usage.prompt, completionTokens: usage.completion, usageSource: usage.source,
             queueMillis: max(0, (sent - timings.arrivedAt).millis - load), loadMillis: load,
             firstTokenMillis: timings.firstOutputAt.map { ($0 - sent).millis },
-            generationMillis: generation, finishedAt: finishedAt, deployment: deployment, attempts: attempts)
+            generationMillis: generation, finishedAt: finishedAt, deployment: deployment, attempts: attempts,
+            units: units?.count, unit: units?.unit)
     }
 }

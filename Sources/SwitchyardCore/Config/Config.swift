@@ -23,6 +23,36 @@ public struct Config: Sendable {
     public var publicModels: Bool
     /// A public demo key of the operator's choosing (`demo:`), off unless configured.
     public var demo: Demo?
+    /// Uploads (`files:`): their size limit and how long they are kept.
+    public var files = Files()
+    /// Audio uploads for transcription (`audio:`).
+    public var audio = Audio()
+
+    /// `files:`: uploads for vision and user data (`POST /v1/files`).
+    public struct Files: Sendable, Equatable {
+        /// Largest upload, in bytes (`max_bytes`).
+        public var maxBytes: Int
+        /// How long an upload is kept after it was made (`retention`); an upload may ask for less.
+        public var retention: Duration
+        /// Delete an upload as soon as a request that used it has settled (`delete_after_use`).
+        public var deleteAfterUse: Bool
+
+        public init(maxBytes: Int = 20 * 1024 * 1024, retention: Duration = .seconds(3600), deleteAfterUse: Bool = false) {
+            self.maxBytes = maxBytes
+            self.retention = retention
+            self.deleteAfterUse = deleteAfterUse
+        }
+    }
+
+    /// `audio:`: transcription and translation uploads.
+    public struct Audio: Sendable, Equatable {
+        /// Largest multipart body of a transcription or translation, in bytes (`max_upload_bytes`).
+        public var maxUploadBytes: Int
+
+        public init(maxUploadBytes: Int = 25 * 1024 * 1024) {
+            self.maxUploadBytes = maxUploadBytes
+        }
+    }
 
     /// The seed service's demo account (`openid` `test`) with a key anyone may use, under tight limits.
     public struct Demo: Sendable, Equatable {

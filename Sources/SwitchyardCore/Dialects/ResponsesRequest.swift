@@ -189,20 +189,22 @@ public enum ResponsesRequest {
         case "input_text", "output_text", "text":
             return .object(["type": "text", "text": object["text"] ?? .string("")])
         case "input_image":
-            guard let url = object["image_url"]?.stringValue else {
-                if object["file_id"] != nil {
-                    throw .unsupported("Images by 'file_id' are not supported yet: send 'image_url' (a URL or a data URL).", param: param)
-                }
+            // An upload's id stands where a URL would: the gateway puts its bytes there (`Uploads`).
+            guard let url = object["image_url"]?.stringValue ?? object["file_id"]?.stringValue else {
                 throw .missingParameter("\(param).image_url")
             }
             var image: JSONObject = ["url": .string(url)]
             if let detail = object["detail"], !detail.isNull { image["detail"] = detail }
             return .object(["type": "image_url", "image_url": .object(image)])
         case "input_file":
-            guard let data = object["file_data"] else {
-                throw .unsupported("Files by 'file_id' or 'file_url' are not supported yet: send 'file_data'.", param: param)
+            var file: JSONObject
+            if let data = object["file_data"] {
+                file = ["file_data": data]
+            } else if let id = object["file_id"] {
+                file = ["file_id": id]
+            } else {
+                throw .unsupported("Files by 'file_url' are not supported: send 'file_data' or an upload's 'file_id'.", param: param)
             }
-            var file: JSONObject = ["file_data": data]
             if let name = object["filename"] { file["filename"] = name }
             return .object(["type": "file", "file": .object(file)])
         case "input_audio":

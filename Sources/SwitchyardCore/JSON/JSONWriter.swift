@@ -55,6 +55,10 @@ extension JSONObject {
         JSONValue.object(self).serialized()
     }
 
+    public func serializedString() -> String {
+        String(decoding: serialized(), as: UTF8.self)
+    }
+
     public func write(into out: inout [UInt8]) {
         out.append(UInt8(ascii: "{"))
         for (offset, member) in members.enumerated() {

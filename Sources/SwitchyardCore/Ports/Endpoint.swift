@@ -22,6 +22,9 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         case text
         /// Embeddings: vectors, no choices, no completion tokens.
         case vectors
+        /// Images, audio or a transcription: relayed as the upstream answers, metered in media units
+        /// (`MediaUsage`) or the tokens the upstream reports.
+        case media
     }
 
     /// Where the prompt is in the body.
@@ -54,7 +57,7 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { name }
     /// Whether its answers are generated tokens that are metered as completion.
-    public var producesCompletion: Bool { output != .vectors }
+    public var producesCompletion: Bool { output == .message || output == .text }
 
     public static func == (lhs: Endpoint, rhs: Endpoint) -> Bool { lhs.name == rhs.name }
     public func hash(into hasher: inout Hasher) { hasher.combine(name) }
@@ -79,13 +82,25 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Every operation, in the order the catalog lists them.
-    public static let all: [Endpoint] = [.chatCompletions, .completions, .embeddings]
+    public static let all: [Endpoint] = [
+        .chatCompletions, .completions, .embeddings, .imageGenerations, .imageEdits, .imageVariations, .speech,
+        .transcriptions, .translations,
+    ]
 
-    /// The operation named `name` in a config.
+    /// The operation named `name`.
     public init?(name: String) {
         guard let found = Self.all.first(where: { $0.name == name }) else { return nil }
         self = found
     }
+
+    /// The operations a config's `endpoints:` entry names: `images` is generations, edits and variations.
+    public static func named(inConfig name: String) -> [Endpoint]? {
+        if name == "images" { return [.imageGenerations, .imageEdits, .imageVariations] }
+        return Endpoint(name: name).map { [$0] }
+    }
+
+    /// The names a config's `endpoints:` takes.
+    public static let configNames = ["chat", "completions", "embeddings", "images", "speech", "transcriptions", "translations"]
 }
 
 extension Endpoint {
@@ -126,5 +141,64 @@ extension Endpoint {
         guard value.stringValue != nil || value.arrayValue != nil else {
             throw .invalidType(name, expected: "a string or an array", got: value)
         }
+    }
+}
+
+extension Endpoint {
+    /// `POST /v1/images/generations`: a JSON body, images (or image events) back.
+    public static let imageGenerations = Endpoint(
+        name: "images", path: "/images/generations", operationName: "image_generation", output: .media,
+        prompt: .field("prompt"), canStream: true, responseObject: "", chunkObject: "", idPrefix: "img-",
+        stampsID: false
+    ) { body throws(GatewayError) in
+        try requireText(body, "prompt")
+        try MediaRequest.validateImageCount(body)
+    }
+
+    /// `POST /v1/images/edits`: multipart (`image`, `mask`, `prompt`, …).
+    public static let imageEdits = Endpoint(
+        name: "image_edits", path: "/images/edits", operationName: "image_generation", body: .multipart,
+        output: .media, prompt: .field("prompt"), canStream: true, responseObject: "", chunkObject: "",
+        idPrefix: "img-", stampsID: false
+    ) { body throws(GatewayError) in
+        try requireText(body, "prompt")
+        try MediaRequest.validateImageCount(body)
+    }
+
+    /// `POST /v1/images/variations`: multipart (`image`, `n`, `size`).
+    public static let imageVariations = Endpoint(
+        name: "image_variations", path: "/images/variations", operationName: "image_generation", body: .multipart,
+        output: .media, prompt: .field("prompt"), canStream: false, responseObject: "", chunkObject: "",
+        idPrefix: "img-", stampsID: false
+    ) { body throws(GatewayError) in
+        try MediaRequest.validateImageCount(body)
+    }
+
+    /// `POST /v1/audio/speech`: JSON in, audio bytes (or `speech.audio.*` events) out.
+    public static let speech = Endpoint(
+        name: "speech", path: "/audio/speech", operationName: "text_to_speech", output: .media,
+        prompt: .field("input"), canStream: false, responseObject: "", chunkObject: "", idPrefix: "speech-",
+        stampsID: false
+    ) { body throws(GatewayError) in
+        try requireText(body, "input")
+    }
+
+    /// `POST /v1/audio/transcriptions`: multipart (`file`, `model`, `response_format`, …).
+    public static let transcriptions = Endpoint(
+        name: "transcriptions", path: "/audio/transcriptions", operationName: "speech_to_text", body: .multipart,
+        output: .media, prompt: .field("prompt"), canStream: true, responseObject: "", chunkObject: "",
+        idPrefix: "stt-", stampsID: false
+    ) { _ throws(GatewayError) in }
+
+    /// `POST /v1/audio/translations`: as transcriptions, into English.
+    public static let translations = Endpoint(
+        name: "translations", path: "/audio/translations", operationName: "speech_to_text", body: .multipart,
+        output: .media, prompt: .field("prompt"), canStream: false, responseObject: "", chunkObject: "",
+        idPrefix: "stt-", stampsID: false
+    ) { _ throws(GatewayError) in }
+
+    private static func requireText(_ body: JSONObject, _ name: String) throws(GatewayError) {
+        guard let value = body[name], !value.isNull else { throw .missingParameter(name) }
+        guard value.stringValue != nil else { throw .invalidType(name, expected: "a string", got: value) }
     }
 }

@@ -15,6 +15,11 @@ public struct InferenceRequest: Sendable {
     public var original: JSONObject?
     /// The caller's headers that go with a passed-through request (`anthropic-version`, `anthropic-beta`).
     public var passthroughHeaders: [(name: String, value: String)] = []
+    /// A multipart request's form (image edits, transcriptions): `body` then holds its text fields.
+    public var form: MultipartForm?
+    /// The worst case of a media request in media units (n images of the asked size and quality, the
+    /// input's characters, the uploaded audio's length), for its hold; nil for other requests.
+    public var mediaEstimate: MediaUsage?
 
     /// The API the caller used, as the ledger and the request log name it (`chat`, `responses`, `messages`…).
     public var api: String { dialect.nativeEndpoint?.name ?? endpoint.name }

@@ -75,13 +75,14 @@ enum BillingJSON {
             "attempts": row.attempts.map(JSONValue.string) ?? .null,
             "http_request_id": open.httpRequestID.map(JSONValue.string) ?? .null,
             "api": open.api.map(JSONValue.string) ?? .null,
+            "units": row.units.map { .int(Int($0)) } ?? .null, "unit": row.unit.map(JSONValue.string) ?? .null,
         ]
     }
 
     static let csvHeader =
         "id,started_at,finished_at,account_id,key_id,user,model,deployment,status,end_reason,http_status,"
         + "prompt_tokens,completion_tokens,usage_source,cost,queue_ms,load_ms,first_token_ms,generation_ms,attempts,"
-        + "http_request_id,api\n"
+        + "http_request_id,api,units,unit\n"
 
     static func csvLine(_ row: LedgerRow) -> String {
         let open = row.open
@@ -92,7 +93,7 @@ enum BillingJSON {
             row.usageSource ?? "", row.cost.description, row.queueMillis.map(String.init) ?? "",
             row.loadMillis.map(String.init) ?? "", row.firstTokenMillis.map(String.init) ?? "",
             row.generationMillis.map(String.init) ?? "", row.attempts ?? "", open.httpRequestID ?? "",
-            open.api ?? "",
+            open.api ?? "", row.units.map(String.init) ?? "", row.unit ?? "",
         ]
         return fields.map(csvField).joined(separator: ",") + "\n"
     }

@@ -115,6 +115,16 @@ final class BillingTicket: Sendable {
         }
     }
 
+    /// What a media request delivered so far (images, characters, audio).
+    func recordMedia(_ media: MediaUsage) {
+        let now = clock.now
+        state.withLock { state in
+            state.meter.media = media
+            state.meter.isMedia = true
+            state.timings.lastByteAt = now
+        }
+    }
+
     /// Exact counts from the engine's tokenizer, for an upstream that reported none.
     func recordCounted(_ usage: Usage) {
         state.withLock { $0.meter.counted = usage }

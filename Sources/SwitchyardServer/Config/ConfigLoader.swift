@@ -40,9 +40,19 @@ public enum ConfigLoader {
     static func read(_ root: ConfigNode) throws(ConfigError) -> Config {
         let fields = try root.fields([
             "server", "database", "admin_key", "log_level", "log_format", "metrics_token", "providers", "models",
-            "routing", "limits", "public_models", "demo", "engines",
+            "routing", "limits", "public_models", "demo", "engines", "files", "audio",
         ])
         var config = Config()
+        if let files = fields["files"] {
+            let values = try files.fields(["max_bytes", "retention", "delete_after_use"])
+            if let value = values["max_bytes"] { config.files.maxBytes = try value.int(in: 1...1_073_741_824) }
+            if let value = values["retention"] { config.files.retention = try positive(value) }
+            if let value = values["delete_after_use"] { config.files.deleteAfterUse = try value.bool() }
+        }
+        if let audio = fields["audio"] {
+            let values = try audio.fields(["max_upload_bytes"])
+            if let value = values["max_upload_bytes"] { config.audio.maxUploadBytes = try value.int(in: 1...1_073_741_824) }
+        }
         if let server = fields["server"] { config.server = try readServer(server) }
         if let database = fields["database"] {
             let value = try database.string()
@@ -312,11 +322,11 @@ public enum ConfigLoader {
             var endpoints: Set<Endpoint> = []
             for element in try endpointsNode.sequence() {
                 let text = try element.string()
-                guard let endpoint = Endpoint(name: text) else {
-                    let names = Endpoint.all.map(\.name).joined(separator: ", ")
+                guard let named = Endpoint.named(inConfig: text) else {
+                    let names = Endpoint.configNames.joined(separator: ", ")
                     throw element.error("unknown endpoint '\(text)' (expected one of \(names))")
                 }
-                endpoints.insert(endpoint)
+                endpoints.formUnion(named)
             }
             guard !endpoints.isEmpty else { throw endpointsNode.error("list at least one endpoint") }
             model.endpoints = endpoints
@@ -327,7 +337,7 @@ public enum ConfigLoader {
     /// `{input: "0.04", output: "0.04"}` per 1K tokens, `{second: "0.015", max_seconds: 300}` or
     /// `{request: "0.01"}`; amounts are decimal strings (numbers are accepted too) parsed exactly.
     static func readPrice(_ node: ConfigNode) throws(ConfigError) -> (Price, Int) {
-        let fields = try node.fields(["input", "output", "second", "max_seconds", "request"])
+        let fields = try node.fields(["input", "output", "second", "max_seconds", "request", "image", "characters", "audio_second"])
         func amount(_ key: String) throws(ConfigError) -> Int64? {
             guard let value = fields[key] else { return nil }
             guard let nanos = Price.nanos(try value.string()) else {
@@ -339,14 +349,36 @@ public enum ConfigLoader {
         let output = try amount("output")
         let second = try amount("second")
         let request = try amount("request")
-        let kinds = [input != nil || output != nil, second != nil, request != nil].filter { $0 }.count
+        let characters = try amount("characters")
+        let audioSecond = try amount("audio_second")
+        var images: [String: Int64]?
+        if let node = fields["image"] {
+            var rates: [String: Int64] = [:]
+            for (key, value) in try node.mapping() {
+                guard let nanos = Price.nanos(try value.string()) else {
+                    throw value.error("expected a non-negative decimal amount with at most 9 decimals, such as \"0.04\"")
+                }
+                rates[key] = nanos
+            }
+            guard !rates.isEmpty else { throw node.error("name at least one SIZE/QUALITY, SIZE or * price") }
+            images = rates
+        }
+        let kinds = [
+            input != nil || output != nil, second != nil, request != nil, characters != nil, audioSecond != nil,
+            images != nil,
+        ].filter { $0 }.count
         guard kinds == 1 else {
-            throw node.error("give either input/output (per 1K tokens), second (per second) or request (per request)")
+            throw node.error(
+                "give one of input/output (per 1K tokens), second (per second of generation), request (per request), "
+                    + "image (per image), characters (per 1M characters) or audio_second (per second of audio)")
         }
         let maxSeconds = try fields["max_seconds"]?.int(in: 1...86_400) ?? 300
-        if fields["max_seconds"] != nil && second == nil {
+        if fields["max_seconds"] != nil && second == nil && audioSecond == nil {
             throw fields["max_seconds"].map { $0.error("only used with a per-second price") } ?? node.error("")
         }
+        if let images { return (.perImage(images), maxSeconds) }
+        if let characters { return (.perMillionCharacters(characters), maxSeconds) }
+        if let audioSecond { return (.perAudioSecond(audioSecond), maxSeconds) }
         if let second { return (.perSecond(second), maxSeconds) }
         if let request { return (.perRequest(request), maxSeconds) }
         return (.tokens(inputPer1K: input ?? 0, outputPer1K: output ?? input ?? 0), maxSeconds)

@@ -97,6 +97,12 @@ struct SeedPath {
         case ["chat", "completions"]: .chatCompletions
         case ["completions"]: .completions
         case ["embeddings"]: .embeddings
+        case ["images", "generations"]: .imageGenerations
+        case ["images", "edits"]: .imageEdits
+        case ["images", "variations"]: .imageVariations
+        case ["audio", "speech"]: .speech
+        case ["audio", "transcriptions"]: .transcriptions
+        case ["audio", "translations"]: .translations
         default: nil
         }
     }

@@ -73,7 +73,8 @@ struct DeploymentRouter: Sendable {
     /// about the deployment.
     func serve(
         _ candidates: [Candidate], ticket: BillingTicket, signals: [Signal?], stop: Signal, logger: Logger,
-        admitFallback: (ModelConfig) async throws(GatewayError) -> Void, exchange makeExchange: (Candidate) -> Exchange
+        admitFallback: (ModelConfig) async throws(GatewayError) -> Void,
+        exchange makeExchange: (Candidate) -> any RelayAttempt
     ) async throws -> Response {
         var admittedFallbacks: Set<String> = []
         let cooldowns = self.cooldowns

@@ -8,7 +8,14 @@ import SwitchyardCore
 /// chunk). It performs what the request's `RequestLifecycle` (on the ticket) decides: every way the
 /// attempt can end is reported as an event, and the action that comes back says what to write,
 /// whether to cancel the upstream, and how the request settles.
-struct Exchange: Sendable {
+/// One attempt at one deployment, as `DeploymentRouter` runs it: `run` answers the client or throws
+/// `Exchange.Retry` for the next deployment; `interrupted` answers a request stopped while it waited.
+protocol RelayAttempt: Sendable {
+    func run() async throws -> Response
+    func interrupted(by error: any Error) async throws -> Response
+}
+
+struct Exchange: RelayAttempt {
     let plan: RelayPlan
     let inference: InferenceRequest
     let provider: any Provider

@@ -21,6 +21,20 @@ struct Relay: Sendable {
     let clock: any GatewayClock
     /// `server.loading_notice_interval`.
     let loadingNotice: Duration
+    /// Uploads that chat messages may name (nil when the store keeps none).
+    var uploads: Uploads?
+    /// `audio.max_upload_bytes`: the body limit of transcriptions and translations.
+    var audioUploadLimit = 25 * 1024 * 1024
+
+    /// The body limit of `endpoint`: `server.max_body_bytes`; transcriptions' is `audio.max_upload_bytes`,
+    /// image edits' at least `files.max_bytes`.
+    func bodyLimit(_ endpoint: Endpoint) -> Int {
+        switch endpoint {
+        case .transcriptions, .translations: audioUploadLimit
+        case .imageEdits, .imageVariations: max(maxBodyBytes, (uploads?.settings.maxBytes ?? 0) + 64 * 1024)
+        default: maxBodyBytes
+        }
+    }
 
     /// How the caller named itself and the model: `Authorization: Bearer` and the body (`/v1/…`), or
     /// the seed service's path segments (`/llm_api/{openid}/{userid}/{AI_system}/v1/…`).
@@ -44,17 +58,26 @@ struct Relay: Sendable {
         let arrivedAt = clock.now
         let caller = try await billing.authenticator.authenticate(
             anyOf: [style.pathKey, request.bearerToken] + (dialect == .anthropic ? [request.headers[.xAPIKey]] : []))
-        let bytes = try await readBody(request)
-        var inference =
-            dialect == .openAI
-            ? try InferenceRequest(endpoint: endpoint, bytes: bytes, modelOverride: style.pathModel)
-            : try InferenceRequest(
+        let bytes = try await readBody(request, limit: bodyLimit(endpoint))
+        var inference: InferenceRequest
+        if endpoint.output == .media {
+            inference =
+                endpoint.body == .multipart
+                ? try MediaRequest.multipart(
+                    endpoint: endpoint, bytes: bytes, contentType: request.headers[.contentType], modelOverride: style.pathModel)
+                : try MediaRequest.json(endpoint: endpoint, bytes: bytes, modelOverride: style.pathModel)
+        } else if dialect == .openAI {
+            inference = try InferenceRequest(endpoint: endpoint, bytes: bytes, modelOverride: style.pathModel)
+        } else {
+            inference = try InferenceRequest(
                 dialect: dialect, bytes: bytes, modelOverride: style.pathModel, headers: request.passthroughHeaders,
                 passesThrough: { [catalog, router] name in
                     guard let model = catalog.model(named: name) else { return false }
                     return router.candidates(for: model, endpoint: .chatCompletions).first?.provider.config
                         .speaksNatively(dialect) ?? false
                 })
+        }
+        let usedFiles = try await uploads?.resolve(&inference, accountID: caller.account.id) ?? []
         guard let model = catalog.model(named: inference.model) else { throw GatewayError.modelNotFound(inference.model) }
         guard caller.mayUse(model) else { throw GatewayError.modelNotAllowed(inference.model) }
         guard model.endpoints.contains(endpoint) else {
@@ -86,7 +109,8 @@ struct Relay: Sendable {
                 endUser: endUser, arrivedAt: arrivedAt,
                 requestLifecycle: router.lifecycle(for: candidates, model: model.name, arrivedAt: arrivedAt),
                 logger: context.logger, record: context.record,
-                onSettled: { settlement in
+                onSettled: { [uploads, logger = context.logger] settlement in
+                    uploads?.deleteAfterUse(usedFiles, accountID: settlement.accountID, logger: logger)
                     inFlight.unregister(id: requestID)
                     admission.finish(tokens: settlement.promptTokens + settlement.completionTokens)
                     fallbackAdmissions.finishAll()
@@ -108,9 +132,16 @@ struct Relay: Sendable {
                     let admitted = try await limits.admitFallback(model)
                     fallbackAdmissions.add(admitted)
                 }
-            ) { candidate in
-                Exchange(
-                    plan: plan.retargeted(candidate.deployment, provider: candidate.provider.config, inference: inference),
+            ) { candidate -> any RelayAttempt in
+                let attemptPlan = plan.retargeted(candidate.deployment, provider: candidate.provider.config, inference: inference)
+                if endpoint.output == .media {
+                    return MediaExchange(
+                        plan: attemptPlan, inference: inference, provider: candidate.provider, ticket: ticket,
+                        client: client, stop: stop, logger: context.logger,
+                        answered: { cooldowns.succeeded(candidate.deployment.id) }, price: candidate.model.price)
+                }
+                return Exchange(
+                    plan: attemptPlan,
                     inference: inference, provider: candidate.provider, ticket: ticket, client: client, stop: stop,
                     logger: context.logger, answered: { cooldowns.succeeded(candidate.deployment.id) },
                     loadingNotice: loadingNotice, clock: clock)
@@ -128,15 +159,16 @@ struct Relay: Sendable {
         }
     }
 
-    private func readBody(_ request: Request) async throws -> [UInt8] {
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
-            throw GatewayError.bodyTooLarge(limit: maxBodyBytes)
+    func readBody(_ request: Request, limit: Int? = nil) async throws -> [UInt8] {
+        let limit = limit ?? maxBodyBytes
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+            throw GatewayError.bodyTooLarge(limit: limit)
         }
         do {
-            let buffer = try await request.body.collect(upTo: maxBodyBytes)
+            let buffer = try await request.body.collect(upTo: limit)
             return Array(buffer.readableBytesView)
         } catch is NIOTooManyBytesError {
-            throw GatewayError.bodyTooLarge(limit: maxBodyBytes)
+            throw GatewayError.bodyTooLarge(limit: limit)
         }
     }
 
@@ -212,6 +244,23 @@ struct RelayPlan: Sendable {
             if native == .responses { body["store"] = false }
             upstream = UpstreamRequest(
                 endpoint: native, body: body, stream: inference.stream, headers: inference.passthroughHeaders)
+            self.identity = identity
+            self.deployment = deployment.id
+            return
+        }
+        if inference.endpoint.output == .media {
+            // Media requests go as they came (the form's fields and files exactly), `model` rewritten.
+            let payload: UpstreamRequest.Payload
+            if var form = inference.form {
+                form.parts.removeAll { $0.name == "model" }
+                form.parts.insert(.init(name: "model", data: Array(deployment.model.utf8)), at: 0)
+                payload = .multipart(form)
+            } else {
+                var body = inference.body
+                body["model"] = .string(deployment.model)
+                payload = .json(body)
+            }
+            upstream = UpstreamRequest(endpoint: inference.endpoint, payload: payload, stream: inference.stream)
             self.identity = identity
             self.deployment = deployment.id
             return
