@@ -128,8 +128,11 @@ import Testing
 
 @Suite struct EndpointDescriptorTests {
     @Test func eachOperationSaysHowItIsReadValidatedAndMetered() throws {
-        #expect(Endpoint.all.map(\.name) == ["chat", "completions", "embeddings"])
-        #expect(Endpoint(name: "chat") == .chatCompletions && Endpoint(name: "images") == nil)
+        #expect(Endpoint.all.map(\.name).prefix(3) == ["chat", "completions", "embeddings"])
+        #expect(Endpoint(name: "chat") == .chatCompletions && Endpoint(name: "pictures") == nil)
+        #expect(Endpoint.named(inConfig: "images") == [.imageGenerations, .imageEdits, .imageVariations])
+        #expect(Endpoint.imageEdits.body == .multipart && Endpoint.speech.body == .json)
+        #expect(!Endpoint.speech.producesCompletion && Endpoint.transcriptions.output == .media)
         #expect(!Endpoint.embeddings.canStream && !Endpoint.embeddings.producesCompletion && !Endpoint.embeddings.stampsID)
         #expect(Endpoint.completions.prompt == .field("prompt") && Endpoint.chatCompletions.prompt == .messages)
         #expect(throws: GatewayError.self) { try Endpoint.completions.validate(["prompt": 3]) }
