@@ -55,16 +55,32 @@ extension SQLBillingStore: FileStore {
     }
 
     public func deleteFile(id: String, accountID: String) async throws -> Bool {
-        try await runner.transaction { database in
+        let deleted = try await runner.transaction { database in
             try await database.raw(
                 "DELETE FROM files WHERE id = \(bind: id) AND account_id = \(bind: accountID) RETURNING id"
             ).all().count > 0
         }
+        if deleted { await forgetDeletedPages() }
+        return deleted
     }
 
     public func deleteExpiredFiles(now: Int64) async throws -> Int {
-        try await runner.transaction { database in
+        let deleted = try await runner.transaction { database in
             try await database.raw("DELETE FROM files WHERE expires_at <= \(bind: now) RETURNING id").all().count
+        }
+        if deleted > 0 { await forgetDeletedPages() }
+        return deleted
+    }
+
+    /// On SQLite, deleted uploads are overwritten in the file (`secure_delete`), and the write-ahead
+    /// log, which still holds the pages as they were written, is checkpointed and truncated, so no
+    /// copy of the bytes outlives the delete on disk. Best effort: a busy reader only delays it.
+    private func forgetDeletedPages() async {
+        guard runner.backend == .sqlite else { return }
+        do {
+            try await runner.read { database in try await database.raw("PRAGMA wal_checkpoint(TRUNCATE)").run() }
+        } catch {
+            logger.debug("checkpointing after deleting uploads failed", metadata: ["error.type": "\(type(of: error))"])
         }
     }
 }

@@ -39,6 +39,8 @@ final class SQLiteTransactions: TransactionRunner {
             // Another process holding the write lock makes BEGIN IMMEDIATE wait this long, not fail.
             try await database.raw("PRAGMA busy_timeout = 5000").run()
             try await database.raw("PRAGMA foreign_keys = ON").run()
+            // What this connection deletes (uploads) is overwritten, not left in free pages.
+            try await database.raw("PRAGMA secure_delete = ON").run()
         } catch {
             try? await connection.close()
             throw error

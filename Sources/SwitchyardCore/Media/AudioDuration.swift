@@ -5,7 +5,8 @@
 /// granule position, an MP3 Xing/Info/VBRI frame count, or else the sum of every MP3 frame's samples.
 /// Never traps on malformed input; everything unreadable is nil. Work is one linear pass at most.
 public enum AudioDuration {
-    /// The duration in seconds, or nil when the bytes are not a measurable WAV, MP3, FLAC or Ogg file.
+    /// The duration in seconds, or nil when the bytes are not a measurable WAV, MP3, FLAC or Ogg file
+    /// (the format is sniffed from the bytes, as for uploads).
     public static func seconds(of bytes: [UInt8]) -> Double? {
         let result: Double?
         switch MediaSniffer.sniff(bytes) {
@@ -33,11 +34,11 @@ public enum AudioDuration {
         let isRF64 = data.matches("RF64", at: 0) || data.matches("BW64", at: 0)
         guard data.matches("RIFF", at: 0) || isRF64, data.matches("WAVE", at: 8) else { return nil }
         var format: WAVFormat?
-        var audio: (start: Int, size: Int)?
+        var audioBytes: Int?
         var factFrames: Int?
         var ds64DataSize: UInt64?
         var position = 12
-        while format == nil || audio == nil, let declared = data.u32le(position + 4) {
+        while format == nil || audioBytes == nil, let declared = data.u32le(position + 4) {
             let body = position + 8
             var size = declared
             if data.matches("fmt ", at: position) {
@@ -53,22 +54,22 @@ public enum AudioDuration {
                     size = total - body
                 }
                 size = max(0, min(size, total - body))
-                audio = (body, size)
+                audioBytes = size
             }
             // Chunks are padded to even sizes; some writers forget the pad byte, so look at both.
             var next = body + size + (size & 1)
             if size & 1 == 1, !data.looksLikeChunkID(at: next), data.looksLikeChunkID(at: next - 1) { next -= 1 }
             position = next
         }
-        guard let format, let audio, format.channels > 0, format.sampleRate > 0 else { return nil }
+        guard let format, let audioBytes, format.channels > 0, format.sampleRate > 0 else { return nil }
         if format.countsFrames {
             let align = format.blockAlign > 0 ? format.blockAlign : format.channels * ((format.bitsPerSample + 7) / 8)
             guard align > 0 else { return nil }
-            return Double(audio.size / align) / Double(format.sampleRate)
+            return Double(audioBytes / align) / Double(format.sampleRate)
         }
         if let factFrames { return Double(factFrames) / Double(format.sampleRate) }
         guard format.byteRate > 0 else { return nil }
-        return Double(audio.size) / Double(format.byteRate)
+        return Double(audioBytes) / Double(format.byteRate)
     }
 
     /// The duration of raw PCM (`response_format: pcm` is 24 kHz, 16-bit, mono): whole frames only.
@@ -259,27 +260,22 @@ enum MP3Duration {
         return Double(samples) / Double(header.sampleRate)
     }
 
-    /// The first frame: right after the tags, or the first confirmed frame within the resync window.
+    /// The first frame: right after the tags, or else the first confirmed frame within the resync
+    /// window after any zero padding (which taggers leave behind, sometimes a lot of it).
     static func firstFrame(in data: MediaBytes, from start: Int, end: Int) -> Int? {
         if start + 4 <= end, MPEGFrameHeader(in: data, at: start) != nil { return start }
-        var position = start + 1
-        let limit = min(end - 3, start + resyncWindow)
-        while position < limit {
-            if let header = MPEGFrameHeader(in: data, at: position),
-                MPEGFrameHeader.isConfirmed(header, at: position, in: data, end: end, strict: true)
-            {
-                return position
-            }
-            position += 1
-        }
-        return nil
+        var position = start
+        while position < end, data.u8(position) == 0 { position += 1 }
+        return resync(in: data, from: position, end: end, like: nil)
     }
 
-    static func resync(in data: MediaBytes, from start: Int, end: Int, like reference: MPEGFrameHeader) -> Int? {
+    /// The next frame at or after `start` (and within the window) that is confirmed by the frame after
+    /// it, or by ending the audio exactly, and that continues `reference`'s stream when there is one.
+    static func resync(in data: MediaBytes, from start: Int, end: Int, like reference: MPEGFrameHeader?) -> Int? {
         var position = start
         let limit = min(end - 3, start + resyncWindow)
         while position < limit {
-            if let header = MPEGFrameHeader(in: data, at: position), header.continues(reference),
+            if let header = MPEGFrameHeader(in: data, at: position), reference.map(header.continues) ?? true,
                 MPEGFrameHeader.isConfirmed(header, at: position, in: data, end: end, strict: true)
             {
                 return position

@@ -1,6 +1,7 @@
 /// What an upload is, told from its bytes alone (never its name or declared content type): the images,
-/// documents, audio and text the gateway accepts as files, for vision and for audio billing.
-public enum MediaType: String, Sendable, Hashable, CaseIterable {
+/// documents, audio and text the gateway accepts as files, for vision and for audio billing. (Not
+/// `MediaType`: Hummingbird has one, and SwitchyardServer sees both.)
+public enum MediaFormat: String, Sendable, Hashable, CaseIterable {
     case png, jpeg, gif, webp, pdf, wav, mp3, flac, ogg, text
 
     /// The MIME type the bytes are served with (file content, data URLs).
@@ -64,14 +65,14 @@ public enum MediaType: String, Sendable, Hashable, CaseIterable {
 /// Tells a file's type from its leading magic bytes, so a PNG named `notes.txt` is a PNG and an
 /// executable named `cat.png` is refused.
 public enum MediaSniffer {
-    /// The type of `bytes`, or nil when it is none of the `MediaType`s (or empty).
+    /// The type of `bytes`, or nil when it is none of the `MediaFormat`s (or empty).
     ///
     /// Binary signatures are checked first and only at offset 0 (a PDF with junk before `%PDF-` is not
     /// a PDF here). An ID3v2 tag is skipped to tell MP3 from FLAC-with-ID3; ID3 before an AAC (ADTS)
     /// stream is refused. A bare MPEG audio frame must be layer II or III and, when the bytes go on,
     /// be followed by a second frame (or a tag), since one random 0xFFE… header is too easy to hit.
     /// Text is valid UTF-8 with no NUL and at most one control character per hundred.
-    public static func sniff(_ bytes: [UInt8]) -> MediaType? {
+    public static func sniff(_ bytes: [UInt8]) -> MediaFormat? {
         let data = MediaBytes(bytes)
         guard !bytes.isEmpty else { return nil }
         if data.matches([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], at: 0) { return .png }

@@ -152,10 +152,17 @@ public struct WAVTone: Sendable, Hashable {
         }
         var offset = max(lower, Self.headerCount)
         while offset < upper {
-            let value = UInt16(bitPattern: sample(at: (offset - Self.headerCount) / 2))
-            // Little-endian: the even offset of a sample is its low byte.
-            out.append((offset - Self.headerCount) & 1 == 0 ? UInt8(value & 0xFF) : UInt8(value >> 8))
-            offset += 1
+            // Little-endian: a sample's low byte is at an even offset from the header's end.
+            let index = offset - Self.headerCount
+            let value = UInt16(bitPattern: sample(at: index / 2))
+            if index & 1 == 1 {
+                out.append(UInt8(value >> 8))
+                offset += 1
+            } else {
+                out.append(UInt8(value & 0xFF))
+                if offset + 1 < upper { out.append(UInt8(value >> 8)) }
+                offset += 2
+            }
         }
         return out
     }
@@ -180,8 +187,14 @@ public struct WAVTone: Sendable, Hashable {
         if t > 0.25 { t = 0.5 - t } else if t < -0.25 { t = -0.5 - t }
         let x = 2 * Double.pi * t
         let x2 = x * x
-        var series = 1 - x2 / 272
-        for divisor in [210.0, 156, 110, 72, 42, 20, 6] { series = 1 - x2 / divisor * series }
+        var series = 1 - x2 / 272  // Horner form of x − x³/3! + x⁵/5! − … + x¹⁷/17!
+        series = 1 - x2 / 210 * series
+        series = 1 - x2 / 156 * series
+        series = 1 - x2 / 110 * series
+        series = 1 - x2 / 72 * series
+        series = 1 - x2 / 42 * series
+        series = 1 - x2 / 20 * series
+        series = 1 - x2 / 6 * series
         return x * series
     }
 }
