@@ -1,4 +1,5 @@
-"""Starts the fake upstream, a recording upstream, the fake Anthropic upstream and the gateway once per session.
+"""Starts the fake upstream, a recording upstream, the fake Anthropic upstream, the fake media upstream
+and the gateway once per session.
 
 SWITCHYARD_BIN and SWITCHYARD_FAKE_UPSTREAM_BIN (or its older name FAKE_UPSTREAM_BIN) override the
 binaries (default: .build/debug/ in the repo).
@@ -20,6 +21,7 @@ import pytest
 
 from capture_upstream import CaptureUpstream
 from fake_anthropic import FakeAnthropic
+from fake_media import FakeMedia
 from raw_http import httpx
 from sdk_helpers import MAX_BODY_BYTES
 
@@ -28,6 +30,21 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # prompt / completion tokens.
 CLAUDE_UPSTREAM_MODEL = "claude-upstream-1"
 CLAUDE_PRICE = {"input": "0.01", "output": "0.02"}
+# Media (issue 12): the models behind the fake media upstream (fake_media.py, in this process), the
+# upstream model each asks for, and their prices (test_files.py, test_images.py, test_audio.py).
+MEDIA_KEY = "media-secret"  # the `media` provider's api_key; the fake answers 401 to anything else
+MEDIA_UPSTREAM = {
+    "vision-m": "upstream-vision", "image-m": "upstream-dall-e", "gpt-image-m": "upstream-gpt-image-1",
+    "tts-m": "upstream-tts", "tts-sec-m": "upstream-tts-sec", "whisper-m": "upstream-whisper",
+}
+VISION_PRICE = {"input": "0.01", "output": "0.02"}  # per 1K tokens
+IMAGE_PRICE = {"1024x1024/standard": "0.04", "1024x1024/hd": "0.08", "*": "0.02"}  # per image
+GPT_IMAGE_PRICE = {"input": "0.005", "output": "0.04"}  # per 1K tokens
+TTS_CHARACTERS_PRICE = "15.00"  # per 1M input characters
+TTS_SECOND_PRICE = "0.01"  # per second of audio produced
+WHISPER_SECOND_PRICE = "0.0001"  # per second of audio transcribed
+FILES_MAX_BYTES = 1048576  # files.max_bytes
+AUDIO_MAX_UPLOAD_BYTES = 1048576  # audio.max_upload_bytes
 START_TIMEOUT_S = 30.0
 CLIENT_TIMEOUT_S = 20.0
 
@@ -117,6 +134,8 @@ providers:
   demo: {{kind: test, tokens: 12, token_delay: 1ms}}
   # The fake Anthropic Messages upstream (fake_anthropic.py, in this process); x-api-key sk-ant-test.
   claude: {{kind: anthropic, base_url: "http://127.0.0.1:{anthropic}/v1", api_key: sk-ant-test, timeouts: {{connect: 2s, first_byte: 3s, idle: 2s}}}}
+  # Media (issue 12): the fake media upstream (fake_media.py, in this process): vision chat, images, audio.
+  media: {{kind: openai, base_url: "http://127.0.0.1:{media}/v1", api_key: {media_key}, timeouts: {{connect: 2s, first_byte: 3s, idle: 2s}}}}
 models:
   m: {{deployments: [{{provider: fake, model: upstream-m}}], aliases: [m-alias], context: 8192, description: "Fake upstream model for the SDK tests."}}
   m-nostream: {{deployments: [{{provider: fake-nostream, model: upstream-m}}]}}
@@ -132,6 +151,17 @@ models:
   m-limited: {{deployments: [{{provider: fake, model: upstream-limited}}], limits: {{requests_per_minute: 3}}}}
   # Served by the fake Anthropic upstream; priced per token so the ledger shows how cache tokens count.
   claude-fake: {{deployments: [{{provider: claude, model: {claude_upstream}}}], price: {{input: "{claude_input}", output: "{claude_output}"}}}}
+  # Media (issue 12), served by the fake media upstream; prices in MEDIA_* / *_PRICE above. The
+  # per-second-of-audio price is `audio_second` (what ConfigLoader reads; contract12.md says per_second).
+  vision-m: {{deployments: [{{provider: media, model: upstream-vision}}], price: {{input: "0.01", output: "0.02"}}}}
+  image-m: {{endpoints: [images], deployments: [{{provider: media, model: upstream-dall-e}}], price: {{image: {{"1024x1024/standard": "0.04", "1024x1024/hd": "0.08", "*": "0.02"}}}}}}
+  gpt-image-m: {{endpoints: [images], deployments: [{{provider: media, model: upstream-gpt-image-1}}], price: {{input: "0.005", output: "0.04"}}}}
+  tts-m: {{endpoints: [speech], deployments: [{{provider: media, model: upstream-tts}}], price: {{characters: "15.00"}}}}
+  tts-sec-m: {{endpoints: [speech], deployments: [{{provider: media, model: upstream-tts-sec}}], price: {{audio_second: "0.01"}}}}
+  whisper-m: {{endpoints: [transcriptions, translations], deployments: [{{provider: media, model: upstream-whisper}}], price: {{audio_second: "0.0001"}}}}
+# Media (issue 12): uploads for vision, and the audio upload limit.
+files: {{max_bytes: 1048576, retention: 1h}}
+audio: {{max_upload_bytes: 1048576}}
 # The tests share one gateway: no cooldowns from failures (a test's scripted 500s must not steer the
 # next test), and no new attempt after 2 s, so a first-byte timeout (3 s) is answered, not retried.
 routing: {{deadline: 2s, backoff: 10ms, cooldown: {{failures: 1000000}}}}
@@ -148,6 +178,7 @@ class Stack:
     key: str  # the demo account's key, announced on the gateway's first start
     config: Path | None = None  # the gateway's config file, for CLI commands against its database
     anthropic: FakeAnthropic | None = None  # the fake Anthropic upstream behind `claude-fake`
+    media: FakeMedia | None = None  # the fake media upstream behind the media models (issue 12)
 
 
 _STACK: Stack | None = None
@@ -166,6 +197,7 @@ def stack():
         )
         capture = CaptureUpstream()
         claude = FakeAnthropic()
+        media = FakeMedia(api_key=MEDIA_KEY)
         gateway = None
         try:
             port, dead = free_port(), free_port()  # nothing listens on `dead`
@@ -174,7 +206,7 @@ def stack():
                 CONFIG_TEMPLATE.format(
                     port=port, fake=fake_port, dead=dead, capture=capture.port, tmp=tmp, max_body=MAX_BODY_BYTES,
                     anthropic=claude.port, claude_upstream=CLAUDE_UPSTREAM_MODEL, claude_input=CLAUDE_PRICE["input"],
-                    claude_output=CLAUDE_PRICE["output"],
+                    claude_output=CLAUDE_PRICE["output"], media=media.port, media_key=MEDIA_KEY,
                 )
             )
             gateway, line = start(
@@ -186,7 +218,7 @@ def stack():
             assert keys, "the gateway did not announce the demo account's key:\n" + "".join(gateway.stdout_lines)
             _STACK = Stack(
                 url=url, fake_url=fake_line.split("listening on ", 1)[1].strip(), capture=capture, gateway=gateway, fake=fake,
-                key=keys[0], config=config, anthropic=claude,
+                key=keys[0], config=config, anthropic=claude, media=media,
             )
             yield _STACK
         finally:
@@ -196,6 +228,7 @@ def stack():
             fake.stop()
             capture.close()
             claude.close()
+            media.close()
 
 
 @pytest.fixture(scope="session")
@@ -229,6 +262,13 @@ def claude_upstream(stack) -> FakeAnthropic:
     """The fake Anthropic upstream behind `claude-fake`, its request log cleared."""
     stack.anthropic.clear()
     return stack.anthropic
+
+
+@pytest.fixture
+def media_upstream(stack) -> FakeMedia:
+    """The fake media upstream behind the media models, its request log cleared."""
+    stack.media.clear()
+    return stack.media
 
 
 @pytest.hookimpl(hookwrapper=True)

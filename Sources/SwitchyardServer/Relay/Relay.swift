@@ -30,7 +30,8 @@ struct Relay: Sendable {
     /// image edits' at least `files.max_bytes`.
     func bodyLimit(_ endpoint: Endpoint) -> Int {
         switch endpoint {
-        case .transcriptions, .translations: audioUploadLimit
+        // The limit is the file's (checked once the form is read); the form around it may add a little.
+        case .transcriptions, .translations: audioUploadLimit + 64 * 1024
         case .imageEdits, .imageVariations: max(maxBodyBytes, (uploads?.settings.maxBytes ?? 0) + 64 * 1024)
         default: maxBodyBytes
         }
@@ -76,6 +77,11 @@ struct Relay: Sendable {
                     return router.candidates(for: model, endpoint: .chatCompletions).first?.provider.config
                         .speaksNatively(dialect) ?? false
                 })
+        }
+        if endpoint == .transcriptions || endpoint == .translations, let file = inference.form?["file"],
+            file.data.count > audioUploadLimit
+        {
+            throw GatewayError.bodyTooLarge(limit: audioUploadLimit)
         }
         let usedFiles = try await uploads?.resolve(&inference, accountID: caller.account.id) ?? []
         guard let model = catalog.model(named: inference.model) else { throw GatewayError.modelNotFound(inference.model) }
