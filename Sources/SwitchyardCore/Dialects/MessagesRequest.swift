@@ -117,7 +117,9 @@ public enum MessagesRequest {
             case "text":
                 parts.append(.object(["type": "text", "text": block["text"] ?? ""]))
             case "image":
-                parts.append(try imagePart(block, param: blockParam))
+                do {
+                    parts.append(try imagePart(block, param: blockParam))
+                } catch where lenient {}
             case "document":
                 if let source = block["source"], source["type"]?.stringValue == "base64" {
                     let media = source["media_type"]?.stringValue ?? "application/pdf"
@@ -126,7 +128,7 @@ public enum MessagesRequest {
                         .object(["type": "file", "file": .object(["file_data": .string("data:\(media);base64,\(data)")])]))
                 } else if let source = block["source"], source["type"]?.stringValue == "text" {
                     parts.append(.object(["type": "text", "text": source["data"] ?? ""]))
-                } else {
+                } else if !lenient {
                     throw .unsupported("This document source cannot be translated to chat completions.", param: blockParam)
                 }
             case "tool_result":

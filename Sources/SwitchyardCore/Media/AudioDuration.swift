@@ -16,8 +16,19 @@ public enum AudioDuration {
         case .ogg?: result = OggDuration.seconds(MediaBytes(bytes))
         default: result = nil
         }
-        guard let result, result.isFinite, result >= 0 else { return nil }
+        // A header may claim anything (a sample rate of 1, a granule of Int64.max): no real upload
+        // plays for more than `longest`, so such a claim is unreadable, not a bill of centuries.
+        guard let result, result.isFinite, result >= 0, result <= longest else { return nil }
         return result
+    }
+
+    /// The longest audio believed (about 11.6 days).
+    public static let longest: Double = 1_000_000
+
+    /// Seconds as whole milliseconds, rounded up; 0 for what is not a sane duration.
+    public static func millis(_ seconds: Double) -> Int64 {
+        guard seconds.isFinite, seconds > 0 else { return 0 }
+        return Int64((min(seconds, longest) * 1000).rounded(.up))
     }
 
     /// A WAV's duration from its first bytes and its total length, so a relayed stream can be measured

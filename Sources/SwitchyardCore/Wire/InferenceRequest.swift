@@ -63,7 +63,18 @@ public struct InferenceRequest: Sendable {
                 status: 400, message: "The request body must be a JSON object, not \(value.typeName).",
                 type: "invalid_request_error")
         }
+        try refuseDuplicateKeys(body)
         return body
+    }
+
+    /// A top-level field given twice is refused: the gateway reads the first copy, an upstream
+    /// may read the last, and what is held, billed and sent must be the same request.
+    static func refuseDuplicateKeys(_ body: JSONObject) throws(GatewayError) {
+        guard body.members.count > 1 else { return }
+        var seen = Set<String>(minimumCapacity: body.members.count)
+        for member in body.members where !seen.insert(member.key).inserted {
+            throw .invalidValue(member.key, "The field '\(member.key)' is given more than once.")
+        }
     }
 
     /// `modelOverride` (the seed's `{AI_system}` path segment), when not empty, names the model and

@@ -27,7 +27,15 @@ public enum MediaRequest {
         }
         var body = JSONObject()
         for part in form.parts where part.filename == nil {
-            guard let text = part.text, body[part.name] == nil else { continue }
+            guard let text = part.text else { continue }
+            // One value a field (arrays say so, `image[]`): the upstream may read another copy than
+            // the gateway would, and bill differently than it held.
+            if body[part.name] != nil {
+                guard part.name.hasSuffix("[]") else {
+                    throw .invalidValue(part.name, "The form field '\(part.name)' is given more than once.")
+                }
+                continue
+            }
             if integerFields.contains(part.name), let value = Int(text) {
                 body[part.name] = .int(value)
             } else if booleanFields.contains(part.name), let value = Bool(text.lowercased()) {
@@ -70,7 +78,7 @@ public enum MediaRequest {
             guard let file = form?["file"], file.filename != nil || !file.data.isEmpty else {
                 throw .missingParameter("file")
             }
-            return MediaUsage(audioMillis: AudioDuration.seconds(of: file.data).map { Int64(($0 * 1000).rounded(.up)) } ?? 0)
+            return MediaUsage(audioMillis: AudioDuration.seconds(of: file.data).map(AudioDuration.millis) ?? 0)
         default:
             return .none
         }

@@ -331,6 +331,20 @@ public enum ConfigLoader {
             guard !endpoints.isEmpty else { throw endpointsNode.error("list at least one endpoint") }
             model.endpoints = endpoints
         }
+        // A price must count what the model's endpoints deliver, or requests would go unbilled.
+        let media = model.endpoints.filter { $0.output == .media }
+        if model.price.isMedia, media.count != model.endpoints.count {
+            throw (fields["price"] ?? node).error(
+                "an image, characters or audio_second price bills only images, speech, transcriptions or translations: "
+                    + "set endpoints to those")
+        }
+        if case .perImage = model.price, media.contains(where: { !$0.name.hasPrefix("image") }) {
+            throw (fields["price"] ?? node).error("an image price bills only the images endpoints")
+        }
+        if !model.price.isMedia, model.price != .free, case .tokens = model.price, model.endpoints.contains(.speech) {
+            throw (fields["price"] ?? node).error(
+                "speech reports no tokens: price it per 1M characters (characters) or per second of audio (audio_second)")
+        }
         return model
     }
 

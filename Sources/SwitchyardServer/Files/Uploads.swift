@@ -85,6 +85,27 @@ struct Uploads: Sendable {
             Self.mentionsFiles(messages)
         else { return [] }
         var used: [String] = []
+        // Each upload is read and encoded once, however often it is named, and what one request may
+        // carry is bounded: a short body naming one big upload many times must not grow without end.
+        var encoded: [String: (StoredFile, String)] = [:]
+        var carried = 0
+        let limit = max(settings.maxBytes, 1) * 4
+        func dataURL(_ id: String, param: String, image: Bool) async throws -> (StoredFile, String) {
+            if let known = encoded[id] {
+                carried += known.0.bytes
+                guard carried <= limit else { throw Self.tooMuch(limit) }
+                return known
+            }
+            let (file, bytes) = try await content(id, accountID: accountID, param: param)
+            if image, MediaSniffer.sniff(bytes)?.isImage != true {
+                throw GatewayError.invalidValue(param, "The file '\(id)' is not an image.")
+            }
+            carried += bytes.count
+            guard carried <= limit else { throw Self.tooMuch(limit) }
+            let url = Base64.dataURL(bytes, mediaType: file.mediaType)
+            encoded[id] = (file, url)
+            return (file, url)
+        }
         for (index, message) in messages.enumerated() {
             guard case .object(var object) = message, var parts = object["content"]?.arrayValue else { continue }
             for (partIndex, part) in parts.enumerated() {
@@ -93,19 +114,16 @@ struct Uploads: Sendable {
                 if partObject["type"] == "image_url", var image = partObject["image_url"]?.objectValue,
                     let url = image["url"]?.stringValue, url.hasPrefix("file-")
                 {
-                    let (file, bytes) = try await content(url, accountID: accountID, param: param)
-                    guard MediaSniffer.sniff(bytes)?.isImage == true else {
-                        throw GatewayError.invalidValue(param, "The file '\(url)' is not an image.")
-                    }
-                    image["url"] = .string(Base64.dataURL(bytes, mediaType: file.mediaType))
+                    let (_, data) = try await dataURL(url, param: param, image: true)
+                    image["url"] = .string(data)
                     partObject["image_url"] = .object(image)
                     used.append(url)
                 } else if partObject["type"] == "file", var fileObject = partObject["file"]?.objectValue,
                     let id = fileObject["file_id"]?.stringValue
                 {
-                    let (file, bytes) = try await content(id, accountID: accountID, param: param)
+                    let (file, data) = try await dataURL(id, param: param, image: false)
                     fileObject["file_id"] = nil
-                    fileObject["file_data"] = .string(Base64.dataURL(bytes, mediaType: file.mediaType))
+                    fileObject["file_data"] = .string(data)
                     if fileObject["filename"] == nil { fileObject["filename"] = .string(file.filename) }
                     partObject["file"] = .object(fileObject)
                     used.append(id)
@@ -119,6 +137,12 @@ struct Uploads: Sendable {
         }
         inference.body["messages"] = .array(messages)
         return used
+    }
+
+    static func tooMuch(_ limit: Int) -> GatewayError {
+        GatewayError(
+            status: 413, message: "The uploads this request names come to more than \(limit) bytes.",
+            type: "invalid_request_error", code: "request_too_large")
     }
 
     private func content(_ id: String, accountID: String, param: String) async throws -> (StoredFile, [UInt8]) {

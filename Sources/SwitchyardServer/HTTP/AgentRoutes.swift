@@ -99,8 +99,7 @@ struct AgentRoutes: Sendable {
     /// own count, the engine's tokenizer, else the gateway's estimate.
     private func countTokens(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let caller = try await authenticator.authenticate(anyOf: [request.bearerToken, request.headers[.xAPIKey]])
-        let bytes = try await request.body.collect(upTo: relay.maxBodyBytes)
-        var original = try InferenceRequest.object(Array(bytes.readableBytesView))
+        var original = try InferenceRequest.object(try await relay.readBody(request))
         if original["max_tokens"] == nil { original["max_tokens"] = 1 }
         let inference = try InferenceRequest(dialect: .anthropic, bytes: original.serialized())
         guard let model = catalog.model(named: inference.model) else { throw GatewayError.modelNotFound(inference.model) }

@@ -19,6 +19,8 @@ struct MediaExchange: RelayAttempt {
     let logger: Logger
     let answered: @Sendable () -> Void
     let price: Price
+    /// The model's `max_seconds`: the most audio billed when it cannot be measured.
+    let maxSeconds: Int
 
     var endpoint: Endpoint { inference.endpoint }
     var providerName: String { provider.config.name }
@@ -124,11 +126,13 @@ struct MediaExchange: RelayAttempt {
             media.images = object?["data"]?.arrayValue?.count ?? 0
             usage = Self.tokenUsage(object?["usage"])
         case .transcriptions, .translations:
-            if let seconds = Self.reportedSeconds(object) { media.audioMillis = Int64((seconds * 1000).rounded(.up)) }
+            if let seconds = Self.reportedSeconds(object) { media.audioMillis = AudioDuration.millis(seconds) }
+            if media.audioMillis == 0 { media.audioMillis = Int64(maxSeconds) * 1000 }
             usage = Self.tokenUsage(object?["usage"])
         case .speech:
             if bytes.isEmpty { media.characters = 0 }
-            media.audioMillis = Self.audioMillis(bytes, format: inference.body["response_format"]?.stringValue)
+            media.audioMillis = min(
+                Self.audioMillis(bytes, format: inference.body["response_format"]?.stringValue), Int64(maxSeconds) * 1000)
         default:
             break
         }
@@ -165,7 +169,7 @@ struct MediaExchange: RelayAttempt {
     /// sends it); measured from the file's own headers otherwise.
     static func audioMillis(_ bytes: [UInt8], format: String?) -> Int64 {
         let seconds = format == "pcm" ? AudioDuration.pcmSeconds(byteCount: bytes.count) : AudioDuration.seconds(of: bytes)
-        return seconds.map { Int64(($0 * 1000).rounded()) } ?? 0
+        return seconds.map(AudioDuration.millis) ?? 0
     }
 
     // MARK: streams
@@ -177,7 +181,8 @@ struct MediaExchange: RelayAttempt {
     {
         let registrations = [client, stop].compactMap { $0?.onFire { events.cancel() } }
         defer { registrations.forEach { $0.cancel() } }
-        var meter = StreamMeter(endpoint: endpoint, estimate: inference.mediaEstimate ?? .none, isSSE: isSSE)
+        var meter = StreamMeter(
+            endpoint: endpoint, estimate: inference.mediaEstimate ?? .none, isSSE: isSSE, maxMillis: Int64(maxSeconds) * 1000)
         var next = first
         var ending: RequestLifecycle.Event?
         do {
@@ -204,8 +209,11 @@ struct MediaExchange: RelayAttempt {
             await ticket.settle(outcome)
         case .finishWithError(let error, let outcome):
             events.cancel()
-            if isSSE { try? await writer.write(ByteBuffer(bytes: SSE.errorEvent(error))) }
+            // The upstream's own error event went out already; otherwise say so in the stream. Raw
+            // audio has no way to say it: the body is cut (no final chunk), never ended cleanly.
+            if isSSE, meter.upstreamError == nil { try? await writer.write(ByteBuffer(bytes: SSE.errorEvent(error))) }
             await ticket.settle(outcome)
+            if !isSSE { throw UpstreamError.closedEarly }
         case .abandon(let outcome), .fail(_, let outcome):
             events.cancel()
             await ticket.settle(outcome)
@@ -222,6 +230,8 @@ struct StreamMeter {
     let endpoint: Endpoint
     let estimate: MediaUsage
     let isSSE: Bool
+    /// `max_seconds`: the most audio a speech request is billed.
+    let maxMillis: Int64
     private(set) var pieces = 0
     private(set) var bytes = 0
     private(set) var images = 0
@@ -232,11 +242,16 @@ struct StreamMeter {
     private var audio: [UInt8] = []
     private var audioBytes = 0
 
-    init(endpoint: Endpoint, estimate: MediaUsage, isSSE: Bool) {
+    init(endpoint: Endpoint, estimate: MediaUsage, isSSE: Bool, maxMillis: Int64) {
         self.endpoint = endpoint
         self.estimate = estimate
         self.isSSE = isSSE
+        self.maxMillis = maxMillis
     }
+
+    /// Speech audio kept to be measured: formats other than WAV and PCM are measured whole (MP3
+    /// frames, Ogg granules), up to this much; past it the bill is `max_seconds`.
+    static let audioLimit = 64 * 1024 * 1024
 
     /// The bytes to write for one piece.
     mutating func add(_ payload: [UInt8]) -> [UInt8] {
@@ -268,8 +283,8 @@ struct StreamMeter {
 
     private mutating func addAudio(_ piece: [UInt8]) {
         audioBytes += piece.count
-        // Enough of the start to read a header; PCM and WAV durations follow from the length.
-        if audio.count < 4096 { audio.append(contentsOf: piece.prefix(4096 - audio.count)) }
+        guard endpoint == .speech else { return }
+        if audio.count < Self.audioLimit { audio.append(contentsOf: piece.prefix(Self.audioLimit - audio.count)) }
     }
 
     func media(format: String?) -> MediaUsage {
@@ -281,7 +296,8 @@ struct StreamMeter {
             media.characters = pieces > 0 ? estimate.characters : 0
             media.audioMillis = speechMillis(format: format)
         case .transcriptions, .translations:
-            if let reportedSeconds { media.audioMillis = Int64((reportedSeconds * 1000).rounded(.up)) }
+            if let reportedSeconds { media.audioMillis = AudioDuration.millis(reportedSeconds) }
+            if media.audioMillis == 0 { media.audioMillis = maxMillis }
         default:
             break
         }
@@ -291,13 +307,17 @@ struct StreamMeter {
     /// Audio produced so far: PCM (24 kHz, 16-bit mono) and WAV by their length; other formats from
     /// their own headers when the relayed start can say (else nothing is measured).
     private func speechMillis(format: String?) -> Int64 {
+        guard audioBytes > 0 else { return 0 }
         let seconds: Double?
-        if format == "pcm" || (isSSE && format != "wav") {
+        if format == "pcm" {
             seconds = AudioDuration.pcmSeconds(byteCount: audioBytes)
+        } else if audioBytes > audio.count {
+            seconds = AudioDuration.wavSeconds(prefix: audio, totalByteCount: audioBytes)
         } else {
-            seconds = AudioDuration.wavSeconds(prefix: audio, totalByteCount: audioBytes) ?? AudioDuration.seconds(of: audio)
+            seconds = AudioDuration.seconds(of: audio)
         }
-        return seconds.map { Int64(($0 * 1000).rounded()) } ?? 0
+        // Audio that cannot be measured is billed the most it may be: `max_seconds`.
+        return min(seconds.map(AudioDuration.millis) ?? maxMillis, maxMillis)
     }
 }
 

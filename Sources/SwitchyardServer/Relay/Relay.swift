@@ -144,7 +144,8 @@ struct Relay: Sendable {
                     return MediaExchange(
                         plan: attemptPlan, inference: inference, provider: candidate.provider, ticket: ticket,
                         client: client, stop: stop, logger: context.logger,
-                        answered: { cooldowns.succeeded(candidate.deployment.id) }, price: candidate.model.price)
+                        answered: { cooldowns.succeeded(candidate.deployment.id) }, price: candidate.model.price,
+                        maxSeconds: candidate.model.maxSeconds)
                 }
                 return Exchange(
                     plan: attemptPlan,
