@@ -71,11 +71,18 @@ public func buildApplication(
     configuredRelay.uploads = uploads
     configuredRelay.audioUploadLimit = config.audio.maxUploadBytes
     let relay = configuredRelay
+    let taskRelay = (dependencies.store as? any TaskStore).map { store in
+        TaskRelay(
+            catalog: catalog, router: configuredRelay.router, authenticator: authenticator, billing: billing, tasks: store,
+            limits: configuredRelay.limits, maxBodyBytes: config.server.maxBodyBytes, logger: dependencies.logger)
+    }
+    let watchesTasks = config.models.contains { $0.endpoints.contains(.midjourney) }
     let services: [any Service] =
         providers.services
         + (fileStore.map {
             [UploadSweeper(store: $0, retention: config.files.retention, clock: clock, logger: dependencies.logger)]
         } ?? [])
+        + (taskRelay.map { watchesTasks ? [TaskWatcher(relay: $0, logger: dependencies.logger)] : [] } ?? [])
 
     let router = Router(context: GatewayRequestContext.self)
     router.add(
@@ -112,6 +119,7 @@ public func buildApplication(
         }
     }
     if let uploads { FilesController(uploads: uploads, authenticator: authenticator, relay: relay).addRoutes(to: router) }
+    taskRelay?.addRoutes(to: router)
     AccountController(authenticator: authenticator, store: dependencies.store, limits: config.limits).addRoutes(to: router)
     OperationsController(
         store: dependencies.store, lifecycle: dependencies.lifecycle, metrics: dependencies.metrics,

@@ -49,6 +49,29 @@ enum Migrations {
                 "CREATE INDEX files_expiry ON files (expires_at)",
             ]
         }),
+        // Asynchronous drawing tasks: their ledger row stays running (held) until they end (issue 12).
+        Step(version: 8, statements: { _ in
+            [
+                """
+                CREATE TABLE tasks (
+                    id TEXT PRIMARY KEY,
+                    account_id TEXT NOT NULL REFERENCES accounts (id),
+                    request_id TEXT NOT NULL,
+                    model TEXT NOT NULL,
+                    deployment TEXT NOT NULL,
+                    provider TEXT NOT NULL,
+                    upstream_id TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    cost_micros BIGINT NOT NULL,
+                    hold_micros BIGINT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    outcome TEXT,
+                    finished_at BIGINT
+                )
+                """,
+                "CREATE INDEX tasks_running ON tasks (finished_at, created_at)",
+            ]
+        }),
     ]
 
     /// Serialises migrations of gateway replicas starting together (an arbitrary constant).

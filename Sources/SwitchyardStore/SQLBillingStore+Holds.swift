@@ -44,6 +44,7 @@ extension SQLBillingStore {
                 UPDATE ledger SET status = 'interrupted', end_reason = 'gateway_restart', cost_micros = 0,
                     finished_at = \(bind: at)
                 WHERE instance = \(bind: instance) AND status = 'running'
+                    AND request_id NOT IN (SELECT request_id FROM tasks WHERE finished_at IS NULL)
                 RETURNING account_id, hold_micros
                 """
             ).all()

@@ -106,6 +106,30 @@ public struct OpenAIProvider: Provider {
         return UpstreamResponse(status: status, headers: headers, body: .complete(bytes))
     }
 
+    /// A midjourney-proxy call: `path` below the base URL (the proxy's root, e.g. `http://mj:8080`),
+    /// the key also as `mj-api-secret`, as those proxies read it.
+    public func task(method: String, path: String, body: [UInt8]?, logger: Logger) async throws -> (status: Int, body: [UInt8]) {
+        var outgoing = HTTPClientRequest(url: baseURL + path)
+        outgoing.method = method == "GET" ? .GET : .POST
+        outgoing.headers = fixedHeaders
+        if let key = config.apiKey { outgoing.headers.replaceOrAdd(name: "mj-api-secret", value: key) }
+        outgoing.headers.add(name: "accept", value: "application/json")
+        if let body {
+            outgoing.headers.add(name: "content-type", value: "application/json")
+            outgoing.body = .bytes(body)
+        }
+        let deadline = ContinuousClock.now + config.timeouts.firstByte
+        let lease = try await acquireSlot(until: deadline)
+        defer { lease.release() }
+        do {
+            let response = try await client.execute(outgoing, deadline: .now() + .init(deadline - .now), logger: logger.heldAtDebug)
+            let bytes = try await Self.collect(response.body, firstByteDeadline: deadline, idle: config.timeouts.idle, total: nil)
+            return (Int(response.status.code), bytes)
+        } catch {
+            throw Self.map(error, phase: .firstByte)
+        }
+    }
+
     /// A slot of the gate, waiting at most until `deadline`; a full queue or a wait that runs out is
     /// `UpstreamError.overloaded`.
     private func acquireSlot(until deadline: ContinuousClock.Instant) async throws -> GateLease {

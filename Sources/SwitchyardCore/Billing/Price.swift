@@ -16,13 +16,20 @@ public enum Price: Sendable, Equatable {
     case perMillionCharacters(Int64)
     /// Per second of audio: transcribed or translated, or produced by text to speech.
     case perAudioSecond(Int64)
+    /// Per asynchronous task (a drawing job), by its action (`IMAGINE`, `UPSCALE`…, then `*`).
+    case perAction([String: Int64])
 
     /// Whether requests at this price are metered in media units (`MediaUsage`) rather than tokens.
     public var isMedia: Bool {
         switch self {
-        case .perImage, .perMillionCharacters, .perAudioSecond: true
+        case .perImage, .perMillionCharacters, .perAudioSecond, .perAction: true
         default: false
         }
+    }
+
+    /// The rate of one task of `action`: that action's, else `*`.
+    public static func actionRate(_ rates: [String: Int64], action: String) -> Int64 {
+        rates[action] ?? rates["*"] ?? rates.values.max() ?? 0
     }
 
     /// The rate of one image of `key` (`1024x1024/hd`): that key, then its size, then `*`.
@@ -63,6 +70,9 @@ public enum Price: Sendable, Equatable {
             return Self.rounded(scaled, divisor: 1_000_000_000_000_000)
         case .perAudioSecond(let rate):
             numerator = Int128(max(0, media.audioMillis)) * Int128(rate) * Int128(multiplierPPM)
+        case .perAction(let rates):
+            numerator = Int128(media.tasks) * Int128(Self.actionRate(rates, action: media.action)) * 1000
+                * Int128(multiplierPPM)
         }
         // nano → micro (1e3), per-1K or per-1000-ms (1e3), ppm (1e6).
         return Self.rounded(numerator, divisor: 1_000_000_000_000)
@@ -83,12 +93,20 @@ public struct MediaUsage: Sendable, Equatable {
     public var characters: Int
     /// Audio transcribed, translated or produced, in milliseconds.
     public var audioMillis: Int64
+    /// Asynchronous tasks that succeeded, and their action.
+    public var tasks: Int
+    public var action: String
 
-    public init(images: Int = 0, imageKey: String = "", characters: Int = 0, audioMillis: Int64 = 0) {
+    public init(
+        images: Int = 0, imageKey: String = "", characters: Int = 0, audioMillis: Int64 = 0, tasks: Int = 0,
+        action: String = ""
+    ) {
         self.images = images
         self.imageKey = imageKey
         self.characters = characters
         self.audioMillis = audioMillis
+        self.tasks = tasks
+        self.action = action
     }
 
     public static let none = MediaUsage()
@@ -99,6 +117,7 @@ public struct MediaUsage: Sendable, Equatable {
         case .perImage: (Int64(images), "image")
         case .perMillionCharacters: (Int64(characters), "character")
         case .perAudioSecond: (audioMillis, "audio_ms")
+        case .perAction: (Int64(tasks), "task")
         default: nil
         }
     }

@@ -84,7 +84,7 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     /// Every operation, in the order the catalog lists them.
     public static let all: [Endpoint] = [
         .chatCompletions, .completions, .embeddings, .imageGenerations, .imageEdits, .imageVariations, .speech,
-        .transcriptions, .translations,
+        .transcriptions, .translations, .midjourney,
     ]
 
     /// The operation named `name`.
@@ -100,7 +100,9 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The names a config's `endpoints:` takes.
-    public static let configNames = ["chat", "completions", "embeddings", "images", "speech", "transcriptions", "translations"]
+    public static let configNames = [
+        "chat", "completions", "embeddings", "images", "speech", "transcriptions", "translations", "midjourney",
+    ]
 }
 
 extension Endpoint {
@@ -195,6 +197,13 @@ extension Endpoint {
         name: "translations", path: "/audio/translations", operationName: "speech_to_text", body: .multipart,
         output: .media, prompt: .field("prompt"), canStream: false, responseObject: "", chunkObject: "",
         idPrefix: "stt-", stampsID: false
+    ) { _ throws(GatewayError) in }
+
+    /// The midjourney-proxy drawing tasks (`/mj/submit/…`, `/mj/task/…`): asynchronous jobs, held at
+    /// submission and settled when they end (`TaskRelay`).
+    public static let midjourney = Endpoint(
+        name: "midjourney", path: "/mj", operationName: "image_generation", output: .media, prompt: .field("prompt"),
+        canStream: false, responseObject: "", chunkObject: "", idPrefix: "", stampsID: false
     ) { _ throws(GatewayError) in }
 
     private static func requireText(_ body: JSONObject, _ name: String) throws(GatewayError) {

@@ -102,6 +102,9 @@ public protocol Provider: Sendable {
     /// Sends one request. Throws `UpstreamError` when no HTTP answer came; a non-2xx answer is a
     /// response. Cancelling the calling task, or the returned events, cancels the upstream request.
     func send(_ request: UpstreamRequest, logger: Logger) async throws -> UpstreamResponse
+    /// One call of the midjourney-proxy task API (`POST /mj/submit/imagine`, `GET /mj/task/ID/fetch`),
+    /// `path` below the provider's base URL; the answer's status and body.
+    func task(method: String, path: String, body: [UInt8]?, logger: Logger) async throws -> (status: Int, body: [UInt8])
 }
 
 extension Provider {
@@ -112,5 +115,9 @@ extension Provider {
 
     public func countTokens(_ text: String, logger: Logger) async throws -> Int {
         throw UpstreamError.invalidResponse("no tokenizer configured")
+    }
+
+    public func task(method: String, path: String, body: [UInt8]?, logger: Logger) async throws -> (status: Int, body: [UInt8]) {
+        throw UpstreamError.invalidResponse("this provider serves no tasks")
     }
 }

@@ -341,6 +341,17 @@ public enum ConfigLoader {
         if case .perImage = model.price, media.contains(where: { !$0.name.hasPrefix("image") }) {
             throw (fields["price"] ?? node).error("an image price bills only the images endpoints")
         }
+        if model.endpoints.contains(.midjourney) {
+            guard model.endpoints == [.midjourney] else {
+                throw (fields["endpoints"] ?? node).error("midjourney is served alone: a model of drawing tasks serves nothing else")
+            }
+            switch model.price {
+            case .perAction, .free: break
+            default: throw (fields["price"] ?? node).error("drawing tasks are priced per action: price: {action: {IMAGINE: \"0.1\", \"*\": \"0.05\"}}")
+            }
+        } else if case .perAction = model.price {
+            throw (fields["price"] ?? node).error("an action price bills only drawing tasks: set endpoints: [midjourney]")
+        }
         if !model.price.isMedia, model.price != .free, case .tokens = model.price, model.endpoints.contains(.speech) {
             throw (fields["price"] ?? node).error(
                 "speech reports no tokens: price it per 1M characters (characters) or per second of audio (audio_second)")
@@ -351,7 +362,9 @@ public enum ConfigLoader {
     /// `{input: "0.04", output: "0.04"}` per 1K tokens, `{second: "0.015", max_seconds: 300}` or
     /// `{request: "0.01"}`; amounts are decimal strings (numbers are accepted too) parsed exactly.
     static func readPrice(_ node: ConfigNode) throws(ConfigError) -> (Price, Int) {
-        let fields = try node.fields(["input", "output", "second", "max_seconds", "request", "image", "characters", "audio_second"])
+        let fields = try node.fields([
+            "input", "output", "second", "max_seconds", "request", "image", "characters", "audio_second", "action",
+        ])
         func amount(_ key: String) throws(ConfigError) -> Int64? {
             guard let value = fields[key] else { return nil }
             guard let nanos = Price.nanos(try value.string()) else {
@@ -365,32 +378,36 @@ public enum ConfigLoader {
         let request = try amount("request")
         let characters = try amount("characters")
         let audioSecond = try amount("audio_second")
-        var images: [String: Int64]?
-        if let node = fields["image"] {
+        func rates(_ key: String, what: String) throws(ConfigError) -> [String: Int64]? {
+            guard let node = fields[key] else { return nil }
             var rates: [String: Int64] = [:]
-            for (key, value) in try node.mapping() {
+            for (name, value) in try node.mapping() {
                 guard let nanos = Price.nanos(try value.string()) else {
                     throw value.error("expected a non-negative decimal amount with at most 9 decimals, such as \"0.04\"")
                 }
-                rates[key] = nanos
+                rates[name] = nanos
             }
-            guard !rates.isEmpty else { throw node.error("name at least one SIZE/QUALITY, SIZE or * price") }
-            images = rates
+            guard !rates.isEmpty else { throw node.error("name at least one \(what) or * price") }
+            return rates
         }
+        let images = try rates("image", what: "SIZE/QUALITY, SIZE")
+        let actions = try rates("action", what: "action (IMAGINE, UPSCALE, …)")
         let kinds = [
             input != nil || output != nil, second != nil, request != nil, characters != nil, audioSecond != nil,
-            images != nil,
+            images != nil, actions != nil,
         ].filter { $0 }.count
         guard kinds == 1 else {
             throw node.error(
                 "give one of input/output (per 1K tokens), second (per second of generation), request (per request), "
-                    + "image (per image), characters (per 1M characters) or audio_second (per second of audio)")
+                    + "image (per image), characters (per 1M characters), audio_second (per second of audio) "
+                    + "or action (per drawing task)")
         }
         let maxSeconds = try fields["max_seconds"]?.int(in: 1...86_400) ?? 300
         if fields["max_seconds"] != nil && second == nil && audioSecond == nil {
             throw fields["max_seconds"].map { $0.error("only used with a per-second price") } ?? node.error("")
         }
         if let images { return (.perImage(images), maxSeconds) }
+        if let actions { return (.perAction(actions), maxSeconds) }
         if let characters { return (.perMillionCharacters(characters), maxSeconds) }
         if let audioSecond { return (.perAudioSecond(audioSecond), maxSeconds) }
         if let second { return (.perSecond(second), maxSeconds) }
