@@ -1,5 +1,5 @@
 """The privacy promise (docs/PRIVACY.md), checked end to end: requests carry a unique marker in every
-place content can be (messages, a system prompt, an image, tools and tool-call arguments, completions
+place content can be (messages, a system prompt, an image, an upload, tools and tool-call arguments, completions
 and tool calls coming back, upstream error messages, a stream's error event, a broken upstream answer)
 and a key in every place a key can be (header, path, query). The gateway runs at LOG_LEVEL=trace, in
 text and in JSON; then every line it wrote, its database files and /metrics are searched: the marker
@@ -194,6 +194,18 @@ models:
             assert marker in replies[0].text and marker in replies[1].text and marker in replies[8].text
             assert marker in replies[5].json()["error"]["message"]
             assert all(marker.encode() in body for body in upstream.received)
+            # An upload is kept while it lives (its caller asked for that), and used as a data URL;
+            # once deleted, no copy may remain in the database files (overwritten, WAL truncated).
+            png = b"\x89PNG\r\n\x1a\n" + f"IHDR {marker}".encode() + bytes(64)
+            uploaded = http.post("/v1/files", files={"file": ("x.png", png, "image/png")}, data={"purpose": "vision"},
+                                 headers=auth)
+            assert uploaded.status_code == 200, uploaded.text
+            file_id = uploaded.json()["id"]
+            used = http.post("/v1/chat/completions", headers=auth, json={"model": "m", "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": file_id}}]}]})
+            assert used.status_code == 200, used.text
+            assert base64.b64encode(png) in upstream.received[-1]
+            assert http.delete(f"/v1/files/{file_id}", headers=auth).status_code == 200
             metrics = http.get("/metrics").text
             assert "switchyard_requests_total" in metrics
         time.sleep(0.5)  # stream settlements and their log lines
