@@ -89,9 +89,7 @@ public func buildApplication(
         middleware: RequestTrackingMiddleware(
             lifecycle: dependencies.lifecycle, metrics: dependencies.metrics, logger: dependencies.logger))
     router.add(middleware: OpenAIErrorMiddleware())
-    router.get("/") { _, _ in
-        Relay.json(["service": "switchyard", "api": "/v1", "models": "/v1/models"])
-    }
+    ConsoleController().addRoutes(to: router)
     let v1 = router.group("v1")
     let models = ModelsController(
         catalog: catalog, authenticator: authenticator, publicCatalog: config.publicModels, created: Int(clock.unixSeconds))
@@ -127,7 +125,7 @@ public func buildApplication(
     ).addRoutes(to: router)
     AdminController(
         accounts: Accounts(store: dependencies.store, authenticator: authenticator, clock: clock), store: dependencies.store,
-        gate: AdminGate(digest: dependencies.adminDigest)
+        gate: AdminGate(digest: dependencies.adminDigest), models: models
     ).addRoutes(to: router)
     EnginesController(engines: providers.engines, models: config.models, gate: AdminGate(digest: dependencies.adminDigest))
         .addRoutes(to: router)

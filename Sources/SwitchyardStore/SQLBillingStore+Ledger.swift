@@ -59,3 +59,35 @@ struct LedgerCursor: Equatable {
             .replacingOccurrences(of: "=", with: "")
     }
 }
+
+extension SQLBillingStore: LedgerQueries {
+    public func ledgerRow(requestID: String, accountID: String?) async throws -> LedgerRow? {
+        var query: SQLQueryString = "SELECT \(unsafeRaw: Columns.list(Columns.ledger)) FROM ledger WHERE request_id = \(bind: requestID)"
+        if let accountID { query += " AND account_id = \(bind: accountID)" }
+        let finalQuery = query
+        return try await runner.read { database in try await database.raw(finalQuery).all().first?.ledgerRow() }
+    }
+
+    public func usageByDay(accountID: String?, from: Int64?, to: Int64?) async throws -> [UsageDay] {
+        var query: SQLQueryString = """
+            SELECT started_at / 86400000 AS day, model, COUNT(*) AS requests,
+                CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens,
+                CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens,
+                CAST(SUM(cost_micros) AS BIGINT) AS cost
+            FROM ledger WHERE 1 = 1
+            """
+        if let accountID { query += " AND account_id = \(bind: accountID)" }
+        if let from { query += " AND started_at >= \(bind: from)" }
+        if let to { query += " AND started_at < \(bind: to)" }
+        query += " GROUP BY started_at / 86400000, model ORDER BY day, model"
+        let finalQuery = query
+        return try await runner.read { database in
+            try await database.raw(finalQuery).all().map { row in
+                UsageDay(
+                    day: try row.value("day"), model: try row.value("model"), requests: try row.value("requests"),
+                    promptTokens: try row.value("prompt_tokens"), completionTokens: try row.value("completion_tokens"),
+                    cost: Money(micros: try row.value("cost")))
+            }
+        }
+    }
+}

@@ -18,6 +18,16 @@ struct AccountController: Sendable {
             let caller = try await authenticator.authenticate(request.bearerToken)
             return try await UsageListing(store: store).respond(request, accountID: caller.account.id)
         }
+        if let queries = store as? any LedgerQueries {
+            router.get("v1/usage/summary") { request, _ in
+                let caller = try await authenticator.authenticate(request.bearerToken)
+                return try await UsageReads(queries: queries).summary(request, accountID: caller.account.id)
+            }
+            router.get("v1/usage/{id}") { request, context in
+                let caller = try await authenticator.authenticate(request.bearerToken)
+                return try await UsageReads(queries: queries).row(try context.parameters.require("id"), accountID: caller.account.id)
+            }
+        }
         router.get("api_user/info") { request, _ in
             let caller = try await authenticator.authenticate(anyOf: [request.uri.queryParameters.get("openid"), request.bearerToken])
             if request.uri.queryParameters.get("type") == "json" { return try await describe(caller) }

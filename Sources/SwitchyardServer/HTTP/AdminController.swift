@@ -8,6 +8,8 @@ struct AdminController: Sendable {
     let accounts: Accounts
     let store: any BillingStore
     let gate: AdminGate
+    /// The catalog, for `GET /admin/v1/models`.
+    var models: ModelsController?
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
         let admin = router.group("admin/v1").add(middleware: gate)
@@ -79,6 +81,29 @@ struct AdminController: Sendable {
             var object = BillingJSON.account(result.account)
             object["credit_applied"] = .bool(result.applied)
             return Relay.json(object)
+        }
+        if let queries = store as? any LedgerQueries {
+            admin.get("usage/summary") { request, _ in
+                try await UsageReads(queries: queries).summary(request, accountID: request.uri.queryParameters.get("account"))
+            }
+            admin.get("usage/{id}") { _, context in
+                try await UsageReads(queries: queries).row(try context.parameters.require("id"), accountID: nil)
+            }
+        }
+        if let models {
+            admin.get("models") { _, _ in
+                Relay.json([
+                    "object": "list",
+                    "data": .array(
+                        models.catalog.models.map { model in
+                            var object = models.object(for: model)
+                            object["deployments"] = .array(
+                                model.deployments.map { .object(["provider": .string($0.provider), "model": .string($0.model)]) })
+                            object["fallbacks"] = .array(model.fallbacks.map(JSONValue.string))
+                            return .object(object)
+                        }),
+                ])
+            }
         }
         admin.get("usage") { request, _ in
             try await UsageListing(store: store).respond(request, accountID: request.uri.queryParameters.get("account"))

@@ -55,6 +55,8 @@ struct ModelsController: Sendable {
         object["aliases"] = .array(model.aliases.map(JSONValue.string))
         object["endpoints"] = .array(
             Endpoint.all.filter(model.endpoints.contains).map { .string("/v1" + $0.path) })
+        object["pricing"] = model.price.json
+        if case .perSecond = model.price { object["pricing"]?.setMaxSeconds(model.maxSeconds) }
         return object
     }
 }
