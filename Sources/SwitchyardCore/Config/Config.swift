@@ -36,11 +36,17 @@ public struct Config: Sendable {
         public var retention: Duration
         /// Delete an upload as soon as a request that used it has settled (`delete_after_use`).
         public var deleteAfterUse: Bool
+        /// Uploads one account may keep at once (`max_per_account`), so no key can fill the disk.
+        public var maxPerAccount: Int
 
-        public init(maxBytes: Int = 20 * 1024 * 1024, retention: Duration = .seconds(3600), deleteAfterUse: Bool = false) {
+        public init(
+            maxBytes: Int = 20 * 1024 * 1024, retention: Duration = .seconds(3600), deleteAfterUse: Bool = false,
+            maxPerAccount: Int = 100
+        ) {
             self.maxBytes = maxBytes
             self.retention = retention
             self.deleteAfterUse = deleteAfterUse
+            self.maxPerAccount = maxPerAccount
         }
     }
 

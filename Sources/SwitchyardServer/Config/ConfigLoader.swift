@@ -44,7 +44,8 @@ public enum ConfigLoader {
         ])
         var config = Config()
         if let files = fields["files"] {
-            let values = try files.fields(["max_bytes", "retention", "delete_after_use"])
+            let values = try files.fields(["max_bytes", "retention", "delete_after_use", "max_per_account"])
+            if let value = values["max_per_account"] { config.files.maxPerAccount = try value.int(in: 1...1_000_000) }
             if let value = values["max_bytes"] { config.files.maxBytes = try value.int(in: 1...1_073_741_824) }
             if let value = values["retention"] { config.files.retention = try positive(value) }
             if let value = values["delete_after_use"] { config.files.deleteAfterUse = try value.bool() }

@@ -42,6 +42,13 @@ struct Uploads: Sendable {
             lifetime = min(lifetime, seconds)
         }
         let created = now
+        let kept = try await store.files(accountID: accountID, purpose: nil, now: created, limit: settings.maxPerAccount)
+        guard kept.count < settings.maxPerAccount else {
+            throw GatewayError(
+                status: 429,
+                message: "This account keeps \(settings.maxPerAccount) uploads already: delete one or wait for one to expire.",
+                type: "rate_limit_exceeded", param: "file", code: "too_many_files")
+        }
         let stored = StoredFile(
             id: "file-" + ResponseIdentity.randomID(), accountID: accountID,
             filename: Self.safeName(file.filename ?? "upload.\(type.fileExtension)"), purpose: purpose,
