@@ -207,6 +207,26 @@ import Testing
         }
     }
 
+    @Test func anAccountKeepsABoundedNumberOfUploads() async throws {
+        try await GatewayHarness.run(configure: { config, id in
+            Self.withMedia(&config, id)
+            config.files.maxPerAccount = 2
+        }) { gateway in
+            var statuses: [Int] = []
+            for index in 0..<3 {
+                let reply = try await multipart(
+                    gateway, "/v1/files",
+                    MultipartForm(parts: [
+                        .init(name: "purpose", data: Array("vision".utf8)),
+                        .init(name: "file", filename: "\(index).png", data: TestMedia.png(width: 2, height: 2, seed: index)),
+                    ]))
+                statuses.append(reply.status)
+                if reply.status == 429 { #expect(reply.json["error"]?["code"] == "too_many_files") }
+            }
+            #expect(statuses == [200, 200, 429])
+        }
+    }
+
     @Test func uploadsExpireAfterTheirRetention() async throws {
         let clock = ManualClock()
         try await GatewayHarness.run(clock: clock, configure: Self.withMedia) { gateway in
