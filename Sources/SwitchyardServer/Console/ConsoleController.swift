@@ -26,8 +26,25 @@ struct ConsoleController: Sendable {
         }
     }
 
+    /// `SWITCHYARD_CONSOLE_DIR`: serve the console from that folder instead of the embedded copy, so
+    /// its files can be edited and reloaded without rebuilding (development only).
+    static let directory = ProcessInfo.processInfo.environment["SWITCHYARD_CONSOLE_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+
+    static func file(_ path: String) -> (contentType: String, bytes: ByteBuffer)? {
+        guard let directory else { return files[path] }
+        guard let data = FileManager.default.contents(atPath: directory + "/" + path) else { return nil }
+        let types = [
+            "html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8",
+            "svg": "image/svg+xml", "png": "image/png", "ico": "image/x-icon", "json": "application/json",
+        ]
+        guard let type = types[String(path.split(separator: ".").last ?? "")] else { return nil }
+        return (type, ByteBuffer(bytes: [UInt8](data)))
+    }
+
     static func serve(_ path: String) throws -> Response {
-        guard !path.contains(".."), let file = files[path] else { throw GatewayError.notFound("/console/" + path) }
+        guard !path.contains(".."), !path.hasPrefix("/"), let file = file(path) else {
+            throw GatewayError.notFound("/console/" + path)
+        }
         var headers = HTTPFields()
         headers[.contentType] = file.contentType
         headers[.cacheControl] = "no-cache"
