@@ -2,7 +2,8 @@
 # The project's whole test suite: the Swift tests (unit tests and the gateway against real local
 # upstreams), then the wire-level suite that drives the built binary with the official `openai`
 # Python SDK, 2.x and 3.x, and the `anthropic` SDK, and validates every response against OpenAI's
-# schemas; the real-engine suite; and the real coding agents (Codex CLI, Claude Code) through it.
+# schemas; the real-engine suite; the real coding agents (Codex CLI, Claude Code) through it; and the
+# web console in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,4 +22,7 @@ status=0
 scripts/test-sdk.sh || status=$?
 scripts/test-engines.sh || { engines=$?; [ "$status" != 0 ] || status=$engines; }
 scripts/test-agents.sh || { agents=$?; [ "$status" != 0 ] || status=$agents; }
+# The web console in a real browser: Debian's headless chromium and chromium-driver (apt), Selenium
+# from tests/console/requirements.txt in .build/console-venv; screenshots in .build/console-screenshots.
+scripts/test-console.sh || { console=$?; [ "$status" != 0 ] || status=$console; }
 exit "$status"
