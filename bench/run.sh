@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# What the gateway adds over a direct call to the same fast local upstream: non-streaming latency and
-# throughput at 1/16/64 concurrent, time to first token and completeness of 256 concurrent streams,
-# and the gateway's memory. All traffic stays on 127.0.0.1. See docs/BENCHMARKS.md for the figures.
+# What the gateway adds over a direct call to the same fast local upstream, next to nginx (`proxy_pass`
+# with keep-alive, unbuffered: the floor any proxy is held to) in the same run: non-streaming latency
+# and throughput at 1/16/64 concurrent, time to first token and completeness of 256 concurrent
+# streams, CPU per request, and the gateway's memory. All traffic stays on 127.0.0.1. nginx runs on
+# the gateway's core (with BENCH_PIN=1), as a single process. See docs/BENCHMARKS.md for the figures.
 #
 # Usage: bench/run.sh
 # Environment: BENCH_DURATION (wrk seconds per run, default 10), BENCH_WARMUP (default 2),
@@ -15,6 +17,7 @@ DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 GATEWAY_PORT=18080
 UPSTREAM_PORT=18081
+NGINX_PORT=18082
 STREAMS=256
 BIN=.build/release
 GATEWAY_BIN=${BENCH_GATEWAY:-$BIN/switchyard}
@@ -77,11 +80,12 @@ children_ticks() { times | awk -v hz="$HZ" 'NR == 2 {gsub(/[ms]/, " "); print in
 # machine is shared, so a figure taken while something else was busy is flagged rather than trusted.
 measured() {
     local busy0 gw0 up0 kids0 t0 t1 ours
-    busy0=$(busy_ticks) gw0=$(proc_ticks "$GATEWAY") up0=$(proc_ticks "$UPSTREAM") kids0=$(children_ticks)
+    local subject=${MEASURED_PID:-$GATEWAY}
+    busy0=$(busy_ticks) gw0=$(proc_ticks "$subject") up0=$(proc_ticks "$UPSTREAM") kids0=$(children_ticks)
     t0=$(date +%s%N)
     "$@" >"$WORK/out" || STATUS=1
     t1=$(date +%s%N)
-    GATEWAY_TICKS=$(($(proc_ticks "$GATEWAY") - gw0))
+    GATEWAY_TICKS=$(($(proc_ticks "$subject") - gw0))
     ours=$((GATEWAY_TICKS + $(proc_ticks "$UPSTREAM") - up0 + $(children_ticks) - kids0))
     OTHER_PCT=$((100 * ($(busy_ticks) - busy0 - ours) * 1000000000 / ((t1 - t0) * HZ * $(nproc))))
     ((OTHER_PCT >= 0)) || OTHER_PCT=0
@@ -91,8 +95,9 @@ measured() {
 # A server that died under load is the finding: say how it ended and stop, rather than measure a corpse.
 check_alive() {
     local name pid code state
-    for name in gateway upstream; do
-        [[ $name == gateway ]] && pid=$GATEWAY || pid=$UPSTREAM
+    for name in gateway upstream nginx; do
+        case $name in gateway) pid=$GATEWAY ;; upstream) pid=$UPSTREAM ;; nginx) pid=${NGINX:-} ;; esac
+        [[ -n $pid ]] || continue
         state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)
         [[ -n $state && $state != Z ]] && continue
         code=0; wait "$pid" || code=$?
@@ -108,12 +113,18 @@ if ! command -v wrk >/dev/null; then
     echo "installing wrk (Debian package)"
     apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
+if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
+    echo "installing nginx-light (Debian package), the reference proxy"
+    apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null
+    systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
+fi
+NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
     echo "building release binaries"
     timeout 1800 swift build -c release --product switchyard
     timeout 1800 swift build -c release --product switchyard-fake-upstream
 fi
-for port in $GATEWAY_PORT $UPSTREAM_PORT; do
+for port in $GATEWAY_PORT $UPSTREAM_PORT $NGINX_PORT; do
     if port_in_use "$port"; then echo "error: port $port is already in use on 127.0.0.1" >&2; exit 1; fi
 done
 
@@ -127,6 +138,28 @@ providers:
 models:
   bench: {deployments: [{provider: fake, model: bench-upstream}]}
 EOF
+
+cat >"$WORK/nginx.conf" <<NGINX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    upstream fake { server 127.0.0.1:$UPSTREAM_PORT; keepalive 256; }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://fake;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+}
+NGINX
 
 echo "== machine"
 echo "cpus: $(nproc) x $(lscpu | sed -n 's/^Model name: *//p')"
@@ -144,6 +177,12 @@ start upstream "fake upstream listening" "${OTHERS_CPU[@]}" "$BIN/switchyard-fak
 UPSTREAM=$STARTED
 start gateway "switchyard listening" "${GATEWAY_CPU[@]}" "$GATEWAY_BIN" serve --config "$WORK/gateway.yaml"
 GATEWAY=$STARTED
+"${GATEWAY_CPU[@]}" "$NGINX_BIN" -p "$WORK" -c "$WORK/nginx.conf" >"$WORK/nginx.log" 2>&1 &
+NGINX=$!
+PIDS+=("$NGINX")
+for ((i = 0; i < 100; i++)); do port_in_use $NGINX_PORT && break; sleep 0.1; done
+port_in_use $NGINX_PORT || { echo "error: nginx did not start:" >&2; cat "$WORK/nginx.log" "$WORK/nginx-error.log" >&2; exit 1; }
+echo "nginx: $("$NGINX_BIN" -v 2>&1)"
 # A fresh database gets a demo account (balance 10.00) and prints its key once; the model has no price,
 # so requests are free but still authenticated, held and settled like any other.
 KEY=$(grep -o 'sk-sy-[A-Za-z0-9]*' "$WORK/gateway.log" | head -1 || true)
@@ -170,6 +209,7 @@ streams() {
     echo "$target $(grep '^RESULT' "$WORK/out") other_cpu_pct=$OTHER_PCT" >>"$WORK/streams"
 }
 streams direct $UPSTREAM_PORT bench-upstream
+MEASURED_PID=$NGINX streams nginx $NGINX_PORT bench-upstream
 streams gateway $GATEWAY_PORT bench --rss-pid "$GATEWAY"
 
 # --- non-streaming latency and throughput ------------------------------------------------------
@@ -180,10 +220,14 @@ load() {
         "http://127.0.0.1:$port/v1/chat/completions" -- "$model" $KEY
 }
 for c in 1 16 64; do
-    for target in direct gateway; do
-        if [[ $target == direct ]]; then port=$UPSTREAM_PORT model=bench-upstream; else port=$GATEWAY_PORT model=bench; fi
+    for target in direct nginx gateway; do
+        case $target in
+            direct) port=$UPSTREAM_PORT model=bench-upstream subject=$GATEWAY ;;
+            nginx) port=$NGINX_PORT model=bench-upstream subject=$NGINX ;;
+            gateway) port=$GATEWAY_PORT model=bench subject=$GATEWAY ;;
+        esac
         load "$c" "$WARMUP" $port $model >/dev/null
-        measured load "$c" "$DURATION" $port $model
+        MEASURED_PID=$subject measured load "$c" "$DURATION" $port $model
         out="$(grep '^RESULT' "$WORK/out") other_cpu_pct=$OTHER_PCT"
         [[ $target == direct ]] || out+=" gateway_cpu_us_per_req=$((GATEWAY_TICKS * 1000000 / HZ / ($(field requests "$out") + 1)))"
         echo "c=$c $target: $out"
@@ -195,6 +239,7 @@ done
 check_alive
 RSS_END=$(vm VmRSS "$GATEWAY" || echo -)
 HWM=$(vm VmHWM "$GATEWAY" || echo -)
+NGINX_HWM=$(vm VmHWM "$NGINX" || echo -)
 
 # --- summary ---------------------------------------------------------------------------------------
 echo
@@ -224,6 +269,24 @@ echo "gateway RSS: after start ${RSS_START} KB, before streams $(field rss_befor
     "peak with $STREAMS streams open $(field rss_peak_kb "$g") KB -> $(field kb_per_stream "$g") KB per open stream"
 echo "gateway RSS 0.5 s after the streams closed $(field rss_after_kb "$g") KB"
 echo "gateway RSS at end ${RSS_END} KB; peak RSS (VmHWM) ${HWM} KB"
+echo "nginx peak RSS (VmHWM) ${NGINX_HWM} KB"
+echo
+echo "== against nginx (ratios in the same run; the targets of docs/BENCHMARKS.md)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+printf "%5s | %9s %9s %7s | %9s %9s %7s | %11s %11s %7s\n" conc "nginx/s" "gw/s" "gw/ngx" \
+    "ngx add50" "gw add50" "gw/ngx" "ngx us/req" "gw us/req" "gw/ngx"
+while read -r c _ d; do
+    read -r _ _ n < <(grep "^$c nginx " "$WORK/wrk")
+    read -r _ _ g < <(grep "^$c gateway " "$WORK/wrk")
+    na=$(($(field p50_us "$n") - $(field p50_us "$d"))) ga=$(($(field p50_us "$g") - $(field p50_us "$d")))
+    printf "%5s | %9s %9s %7s | %9s %9s %7s | %11s %11s %7s\n" "$c" "$(field rps "$n")" "$(field rps "$g")" \
+        "$(ratio "$(field rps "$g")" "$(field rps "$n")")" "$na" "$ga" "$(ratio "$ga" "$na")" \
+        "$(field gateway_cpu_us_per_req "$n")" "$(field gateway_cpu_us_per_req "$g")" \
+        "$(ratio "$(field gateway_cpu_us_per_req "$g")" "$(field gateway_cpu_us_per_req "$n")")"
+done < <(grep ' direct ' "$WORK/wrk")
+n=$(grep '^nginx ' "$WORK/streams") gs=$(grep '^gateway ' "$WORK/streams")
+echo "streams: ttft p50 nginx $(field ttft_p50_ms "$n") ms, gateway $(field ttft_p50_ms "$gs") ms" \
+    "($(ratio "$(field ttft_p50_ms "$gs")" "$(field ttft_p50_ms "$n")")x); complete nginx $(field complete "$n"), gateway $(field complete "$gs")"
 echo "full output: $OUT"
 ((STATUS == 0)) || echo "SOME REQUESTS OR STREAMS FAILED: see the lines above" >&2
 exit $STATUS
