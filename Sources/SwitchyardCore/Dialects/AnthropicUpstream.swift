@@ -130,6 +130,19 @@ public enum AnthropicUpstream {
             cachedTokens: read, cacheWriteTokens: write)
     }
 
+    /// `usage` after a `message_delta`'s: Anthropic reports usage cumulatively, so the newest count of
+    /// each kind replaces the one before; nothing is added twice (TensorZero #5481 summed them).
+    public static func updated(_ usage: Usage, by reported: JSONValue) -> Usage {
+        var current = usage
+        if let output = reported["output_tokens"]?.intValue { current.completionTokens = output }
+        if reported["input_tokens"]?.intValue != nil, let whole = Self.usage(reported) {
+            current.promptTokens = whole.promptTokens
+            current.cachedTokens = whole.cachedTokens
+            current.cacheWriteTokens = whole.cacheWriteTokens
+        }
+        return current
+    }
+
     /// Chat's `finish_reason` for Anthropic's `stop_reason`.
     public static func finishReason(_ stopReason: String?) -> String {
         switch stopReason {
@@ -257,13 +270,7 @@ public struct AnthropicStreamDecoder: Sendable {
         case "message_delta":
             if let reason = event["delta"]?["stop_reason"]?.stringValue { stopReason = reason }
             if let reported = event["usage"] {
-                // Cumulative: the newest count of each kind replaces the one before.
-                if let output = reported["output_tokens"]?.intValue { usage.completionTokens = output }
-                if reported["input_tokens"]?.intValue != nil, let whole = AnthropicUpstream.usage(reported) {
-                    usage.promptTokens = whole.promptTokens
-                    usage.cachedTokens = whole.cachedTokens
-                    usage.cacheWriteTokens = whole.cacheWriteTokens
-                }
+                usage = AnthropicUpstream.updated(usage, by: reported)
                 sawUsage = true
             }
             return []

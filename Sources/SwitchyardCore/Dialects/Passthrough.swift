@@ -53,15 +53,7 @@ public struct PassthroughStream: AnswerStream {
                 finishReason = AnthropicUpstream.finishReason(reason)
             }
             if let reported = event["usage"] {
-                // Cumulative, as Anthropic reports it: replaces what message_start said, never adds.
-                var current = usage ?? Usage(promptTokens: 0, completionTokens: 0)
-                if let output = reported["output_tokens"]?.intValue { current.completionTokens = output }
-                if reported["input_tokens"]?.intValue != nil, let whole = AnthropicUpstream.usage(reported) {
-                    current.promptTokens = whole.promptTokens
-                    current.cachedTokens = whole.cachedTokens
-                    current.cacheWriteTokens = whole.cacheWriteTokens
-                }
-                usage = current
+                usage = AnthropicUpstream.updated(usage ?? Usage(promptTokens: 0, completionTokens: 0), by: reported)
             }
         case (.anthropic, "error"):
             failure = NamedSSE.event("error", event)
