@@ -70,9 +70,20 @@ public struct InferenceRequest: Sendable {
     /// A top-level field given twice is refused: the gateway reads the first copy, an upstream
     /// may read the last, and what is held, billed and sent must be the same request.
     static func refuseDuplicateKeys(_ body: JSONObject) throws(GatewayError) {
-        guard body.members.count > 1 else { return }
-        var seen = Set<String>(minimumCapacity: body.members.count)
-        for member in body.members where !seen.insert(member.key).inserted {
+        // Request bodies have a handful of fields: comparing each with those before it allocates
+        // nothing. A body with many (a hostile one) is checked with a set, so the work stays linear.
+        let members = body.members
+        if members.count <= 32 {
+            for index in members.indices.dropFirst() {
+                let key = members[index].key
+                if members[..<index].contains(where: { $0.key == key }) {
+                    throw .invalidValue(key, "The field '\(key)' is given more than once.")
+                }
+            }
+            return
+        }
+        var seen = Set<String>(minimumCapacity: members.count)
+        for member in members where !seen.insert(member.key).inserted {
             throw .invalidValue(member.key, "The field '\(member.key)' is given more than once.")
         }
     }

@@ -15,7 +15,42 @@ protocol RelayAttempt: Sendable {
     func interrupted(by error: any Error) async throws -> Response
 }
 
-struct Exchange: RelayAttempt {
+/// What every attempt has and does the same way, chat (`Exchange`) or media (`MediaExchange`):
+/// getting the provider ready, and saying which lifecycle event an error means.
+protocol UpstreamAttempt: RelayAttempt {
+    var provider: any Provider { get }
+    var ticket: BillingTicket { get }
+    var client: Signal? { get }
+    var stop: Signal { get }
+    var logger: Logger { get }
+}
+
+extension UpstreamAttempt {
+    var providerName: String { provider.config.name }
+
+    /// Waits for the provider to be ready (a managed engine loading), cut short by a stop or the
+    /// client leaving; the wait is the ledger's `load_ms`.
+    func prepareProvider() async throws {
+        guard provider.prepares else { return }
+        let provider = self.provider
+        let logger = self.logger
+        let load = try await untilSignalled([client, stop]) { try await provider.prepare(logger: logger) }
+        if load > .zero { ticket.recordLoad(load) }
+    }
+
+    /// The event an error means, whoever raised it: a stop or a departed client first (their
+    /// cancellation shows up as the error), else the upstream's failure — a failed attempt while
+    /// nothing was sent, a failure of the answer (charged as `charge` says) once the stream began.
+    func event(for error: any Error, charge: Bool, committed: Bool = false) -> RequestLifecycle.Event {
+        if stop.hasFired { return .stop(ticket.stopCause, charge: charge) }
+        if client?.hasFired == true || error is CancellationError { return .clientGone(charge: charge) }
+        if !committed, let retry = error as? Exchange.Retry { return .attemptFailed(retry.failure) }
+        if !committed, let failure = AttemptFailure(error, provider: providerName) { return .attemptFailed(failure) }
+        return .upstreamFailed(UpstreamFailure.gatewayError(error, provider: providerName), charge: charge)
+    }
+}
+
+struct Exchange: UpstreamAttempt {
     let plan: RelayPlan
     let inference: InferenceRequest
     let provider: any Provider
@@ -29,7 +64,6 @@ struct Exchange: RelayAttempt {
     let loadingNotice: Duration
     let clock: any GatewayClock
 
-    var providerName: String { provider.config.name }
     var endpoint: Endpoint { inference.endpoint }
 
     /// The attempt failed before the client got anything, and the lifecycle says to try the next
@@ -72,10 +106,7 @@ struct Exchange: RelayAttempt {
         let provider = self.provider
         let upstreamRequest = plan.upstream
         let logger = self.logger
-        if preparing, provider.prepares {
-            let load = try await untilSignalled([client, stop]) { try await provider.prepare(logger: logger) }
-            if load > .zero { ticket.recordLoad(load) }
-        }
+        if preparing { try await prepareProvider() }
         ticket.markSent()
         // Sending and waiting for the first event are one cancellable step (one task group, not two).
         let providerName = self.providerName
@@ -101,17 +132,6 @@ struct Exchange: RelayAttempt {
                 }
             }
         }
-    }
-
-    /// The event an error means, whoever raised it: a stop or a departed client first (their
-    /// cancellation shows up as the error), else the upstream's failure — a failed attempt while
-    /// nothing was sent, a failure of the answer (charged as `charge` says) once the stream began.
-    func event(for error: any Error, charge: Bool, committed: Bool = false) -> RequestLifecycle.Event {
-        if stop.hasFired { return .stop(ticket.stopCause, charge: charge) }
-        if client?.hasFired == true || error is CancellationError { return .clientGone(charge: charge) }
-        if !committed, let retry = error as? Retry { return .attemptFailed(retry.failure) }
-        if !committed, let failure = AttemptFailure(error, provider: providerName) { return .attemptFailed(failure) }
-        return .upstreamFailed(UpstreamFailure.gatewayError(error, provider: providerName), charge: charge)
     }
 
     /// Performs an action before anything was written to the client (a thrown error or a whole answer).

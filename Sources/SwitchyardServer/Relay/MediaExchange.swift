@@ -9,7 +9,7 @@ import SwitchyardCore
 /// counts (`MediaUsage`): images returned, the input's characters once audio began, seconds of audio
 /// transcribed (the upstream's own figure, else measured from the upload) or produced (measured from
 /// the bytes relayed). Every ending is an event of the request's lifecycle, as for chat.
-struct MediaExchange: RelayAttempt {
+struct MediaExchange: UpstreamAttempt {
     let plan: RelayPlan
     let inference: InferenceRequest
     let provider: any Provider
@@ -23,7 +23,6 @@ struct MediaExchange: RelayAttempt {
     let maxSeconds: Int
 
     var endpoint: Endpoint { inference.endpoint }
-    var providerName: String { provider.config.name }
 
     enum Opening: Sendable {
         case whole([UInt8], contentType: String)
@@ -64,10 +63,7 @@ struct MediaExchange: RelayAttempt {
         let provider = self.provider
         let request = plan.upstream
         let logger = self.logger
-        if provider.prepares {
-            let load = try await untilSignalled([client, stop]) { try await provider.prepare(logger: logger) }
-            if load > .zero { ticket.recordLoad(load) }
-        }
+        try await prepareProvider()
         ticket.markSent()
         return try await untilSignalled([client, stop]) {
             let upstream = try await provider.send(request, logger: logger)
@@ -86,13 +82,6 @@ struct MediaExchange: RelayAttempt {
                 }
             }
         }
-    }
-
-    private func event(for error: any Error, charge: Bool, committed: Bool = false) -> RequestLifecycle.Event {
-        if stop.hasFired { return .stop(ticket.stopCause, charge: charge) }
-        if client?.hasFired == true || error is CancellationError { return .clientGone(charge: charge) }
-        if !committed, let failure = AttemptFailure(error, provider: providerName) { return .attemptFailed(failure) }
-        return .upstreamFailed(UpstreamFailure.gatewayError(error, provider: providerName), charge: charge)
     }
 
     /// An action before anything was written to the client.

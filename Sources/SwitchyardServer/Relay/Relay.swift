@@ -167,16 +167,7 @@ struct Relay: Sendable {
     }
 
     func readBody(_ request: Request, limit: Int? = nil) async throws -> [UInt8] {
-        let limit = limit ?? maxBodyBytes
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
-            throw GatewayError.bodyTooLarge(limit: limit)
-        }
-        do {
-            let buffer = try await request.body.collect(upTo: limit)
-            return Array(buffer.readableBytesView)
-        } catch is NIOTooManyBytesError {
-            throw GatewayError.bodyTooLarge(limit: limit)
-        }
+        try await request.collectBody(upTo: limit ?? maxBodyBytes)
     }
 
     static func json(_ object: JSONObject, status: HTTPResponse.Status = .ok) -> Response {
@@ -206,6 +197,18 @@ extension HTTPField.Name {
 }
 
 extension Request {
+    /// The whole body, at most `limit` bytes (a declared or actual larger one is 413).
+    func collectBody(upTo limit: Int) async throws -> [UInt8] {
+        if let length = headers[.contentLength].flatMap({ Int($0) }), length > limit {
+            throw GatewayError.bodyTooLarge(limit: limit)
+        }
+        do {
+            return Array(try await body.collect(upTo: limit).readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw GatewayError.bodyTooLarge(limit: limit)
+        }
+    }
+
     /// The caller's headers a passed-through Messages request carries upstream.
     var passthroughHeaders: [(name: String, value: String)] {
         let fields: [(HTTPField.Name, String)] = [(.anthropicVersion, "anthropic-version"), (.anthropicBeta, "anthropic-beta")]

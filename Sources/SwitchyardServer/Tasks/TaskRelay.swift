@@ -42,7 +42,7 @@ struct TaskRelay: Sendable {
         }
         router.post("mj/task/list-by-condition") { request, context in
             let caller = try await caller(request)
-            let body = try await InferenceRequest.object(Self.read(request, limit: maxBodyBytes))
+            let body = try await InferenceRequest.object(request.collectBody(upTo: maxBodyBytes))
             var found: [JSONValue] = []
             for id in (body["ids"]?.arrayValue ?? []).prefix(100).compactMap(\.stringValue) {
                 guard let task = try await tasks.task(id: id, accountID: caller.account.id) else { continue }
@@ -56,14 +56,6 @@ struct TaskRelay: Sendable {
 
     private func caller(_ request: Request) async throws -> Caller {
         try await authenticator.authenticate(anyOf: [request.headers[.mjAPISecret], request.bearerToken])
-    }
-
-    static func read(_ request: Request, limit: Int) async throws -> [UInt8] {
-        do {
-            return Array(try await request.body.collect(upTo: limit).readableBytesView)
-        } catch is NIOTooManyBytesError {
-            throw GatewayError.bodyTooLarge(limit: limit)
-        }
     }
 
     static func notFound(_ id: String) -> GatewayError {
@@ -94,7 +86,7 @@ struct TaskRelay: Sendable {
 
     private func submit(_ route: String, request: Request, context: GatewayRequestContext) async throws -> Response {
         let caller = try await caller(request)
-        var body = try InferenceRequest.object(try await Self.read(request, limit: maxBodyBytes))
+        var body = try InferenceRequest.object(try await request.collectBody(upTo: maxBodyBytes))
         let named = request.uri.queryParameters.get("model") ?? request.headers[.switchyardModel] ?? body["model"]?.stringValue
         body["model"] = nil
         guard let model = named.flatMap(catalog.model(named:)) ?? (named == nil ? catalog.models.first { $0.endpoints.contains(.midjourney) } : nil)
