@@ -24,12 +24,20 @@ public struct GatewayDependencies: Sendable {
     public var clock: any GatewayClock
     /// How providers are made, by kind.
     public var providerFactory: ProviderFactory
+    /// The limits' adapter; nil: this process's own (`InMemoryRateLimiter`). Several replicas on one
+    /// PostgreSQL database pass the shared one (`SQLBillingStore.sharedState`).
+    public var limiter: (any RateLimiting)?
+    /// How replicas reach each other (stops, revocations, cooldowns); alone, nobody.
+    public var bus: any ReplicaBus
 
     public init(
         eventLoopGroup: any EventLoopGroup, logger: Logger, store: any BillingStore, instance: String,
         adminDigest: [UInt8]?, metrics: GatewayMetrics = GatewayMetrics(), lifecycle: GatewayLifecycle = GatewayLifecycle(),
-        clock: any GatewayClock = SystemClock(), providerFactory: ProviderFactory = .standard
+        clock: any GatewayClock = SystemClock(), providerFactory: ProviderFactory = .standard,
+        limiter: (any RateLimiting)? = nil, bus: any ReplicaBus = LocalReplicaBus()
     ) {
+        self.limiter = limiter
+        self.bus = bus
         self.clock = clock
         self.providerFactory = providerFactory
         self.eventLoopGroup = eventLoopGroup
@@ -55,7 +63,8 @@ public func buildApplication(
     let connections = ClientConnections()
     let catalog = Catalog(models: config.models)
     let clock = dependencies.clock
-    let authenticator = Authenticator(store: dependencies.store, clock: clock)
+    let bus = dependencies.bus
+    let authenticator = Authenticator(store: dependencies.store, clock: clock, cacheTrusted: { bus.isConnected })
     let billing = Billing(
         store: dependencies.store, authenticator: authenticator, instance: dependencies.instance,
         metrics: dependencies.metrics, lifecycle: dependencies.lifecycle, clock: clock)
@@ -64,13 +73,35 @@ public func buildApplication(
         catalog: catalog, connections: connections, billing: billing, inFlight: inFlight,
         maxBodyBytes: config.server.maxBodyBytes,
         router: DeploymentRouter(catalog: catalog, providers: providers, config: config.routing, clock: clock),
-        limits: Limits(config: config.limits, limiter: InMemoryRateLimiter(clock: clock)), clock: clock,
+        limits: Limits(config: config.limits, limiter: dependencies.limiter ?? InMemoryRateLimiter(clock: clock)),
+        clock: clock,
         loadingNotice: config.server.loadingNoticeInterval)
     let fileStore = dependencies.store as? any FileStore
     let uploads = fileStore.map { Uploads(store: $0, settings: config.files, clock: clock) }
     configuredRelay.uploads = uploads
     configuredRelay.audioUploadLimit = config.audio.maxUploadBytes
     let relay = configuredRelay
+    // What the other replicas say reaches the requests, the key cache and the cooldowns here; a
+    // cooldown that begins here reaches them.
+    let stops = Stops(inFlight: inFlight, bus: bus)
+    let cooldowns = relay.router.cooldowns
+    bus.subscribe { event in
+        stops.apply(event)
+        authenticator.apply(event)
+        if case .cooldown(let deployment, let millis) = event { cooldowns.cool(deployment, for: .milliseconds(millis)) }
+    }
+    if !(bus is LocalReplicaBus) {
+        let logger = dependencies.logger
+        cooldowns.onCooled { deployment, duration in
+            Task {
+                do {
+                    try await bus.publish(.cooldown(deployment: deployment, millis: duration.millis))
+                } catch {
+                    logger.warning("a cooldown was not shared with the other replicas", metadata: ["deployment": "\(deployment)"])
+                }
+            }
+        }
+    }
     let taskRelay = (dependencies.store as? any TaskStore).map { store in
         TaskRelay(
             catalog: catalog, router: configuredRelay.router, authenticator: authenticator, billing: billing, tasks: store,
@@ -94,7 +125,7 @@ public func buildApplication(
     let models = ModelsController(
         catalog: catalog, authenticator: authenticator, publicCatalog: config.publicModels, created: Int(clock.unixSeconds))
     models.addRoutes(to: v1)
-    SeedRoutes(relay: relay, models: models, inFlight: inFlight, authenticator: authenticator).addRoutes(to: router)
+    SeedRoutes(relay: relay, models: models, stops: stops, authenticator: authenticator).addRoutes(to: router)
     v1.post("chat/completions") { request, context in
         try await relay.handle(.chatCompletions, request: request, context: context)
     }
@@ -104,7 +135,7 @@ public func buildApplication(
     v1.post("embeddings") { request, context in
         try await relay.handle(.embeddings, request: request, context: context)
     }
-    AgentRoutes(relay: relay, inFlight: inFlight, authenticator: authenticator, catalog: catalog, router: relay.router)
+    AgentRoutes(relay: relay, stops: stops, authenticator: authenticator, catalog: catalog, router: relay.router)
         .addRoutes(to: router)
     let media: [(String, Endpoint)] = [
         ("images/generations", .imageGenerations), ("images/edits", .imageEdits),
@@ -121,7 +152,7 @@ public func buildApplication(
     AccountController(authenticator: authenticator, store: dependencies.store, limits: config.limits).addRoutes(to: router)
     OperationsController(
         store: dependencies.store, lifecycle: dependencies.lifecycle, metrics: dependencies.metrics,
-        metricsDigest: config.metricsToken.map(Secrets.hash)
+        metricsDigest: config.metricsToken.map(Secrets.hash), bus: bus
     ).addRoutes(to: router)
     AdminController(
         accounts: Accounts(store: dependencies.store, authenticator: authenticator, clock: clock), store: dependencies.store,

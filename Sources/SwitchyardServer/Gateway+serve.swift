@@ -28,20 +28,26 @@ public func serve(
     }
     prepared.announcements.forEach(announce)
     let lifecycle = GatewayLifecycle()
+    // On PostgreSQL, limits, stops, revocations and cooldowns are shared with the other replicas.
+    let shared = store.sharedState(
+        instance: instance, heartbeat: config.replicas.heartbeat, deadAfter: config.replicas.deadAfter,
+        eventLoopGroup: eventLoopGroup)
     let app = buildApplication(
         config: config,
         dependencies: .init(
             eventLoopGroup: eventLoopGroup, logger: logger, store: store, instance: instance,
-            adminDigest: prepared.adminDigest, metrics: metrics, lifecycle: lifecycle),
+            adminDigest: prepared.adminDigest, metrics: metrics, lifecycle: lifecycle, limiter: shared?.limiter,
+            bus: shared?.bus ?? LocalReplicaBus()),
         onServerRunning: { channel in onRunning(channel.localAddress?.port ?? config.server.port) }
     )
     let grace = config.server.shutdownGrace
     // Shut down in reverse: the drain first (the server still answers, with 503), then the server,
-    // then the ledger writer (writing the settlements of the requests that just ended), then the
+    // then the shared limiter, bus and heartbeat (when replicas share PostgreSQL), then the ledger writer (writing the settlements of the requests that just ended), then the
     // database.
     var configuration = ServiceGroupConfiguration(
-        services: [
-            .init(service: store), .init(service: store.ledgerWriter), .init(service: app),
+        services: [.init(service: store), .init(service: store.ledgerWriter)]
+            + (shared?.services ?? []).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) } + [
+            .init(service: app),
             .init(service: DrainService(lifecycle: lifecycle, grace: grace, logger: logger)),
         ],
         gracefulShutdownSignals: [.sigterm, .sigint],

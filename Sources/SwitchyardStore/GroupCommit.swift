@@ -20,12 +20,15 @@ import SwitchyardCore
 /// run the writer (and hang when one forgets), a write that finds `run()` not started starts a drain
 /// task itself, as group commit did before it was a Service; once `run()` starts it takes over, and
 /// the store's `close()` drains through `finish()` either way.
-final class GroupCommit: Service, Sendable {
-    typealias Runner = @Sendable ([BillingWrite]) async -> [Result<BillingWriteResult, any Error>]
-    typealias Completion = @Sendable (Result<BillingWriteResult, any Error>) -> Void
+///
+/// Generic over what is written: the ledger's holds and settlements (`BillingWrite`), and the shared
+/// limits' admissions and releases (`LimitWrite`), which batch the same way.
+final class GroupCommit<Write: Sendable, Output: Sendable>: Service, Sendable {
+    typealias Runner = @Sendable ([Write]) async -> [Result<Output, any Error>]
+    typealias Completion = @Sendable (Result<Output, any Error>) -> Void
 
     private struct Pending: Sendable {
-        var write: BillingWrite
+        var write: Write
         var completion: Completion
     }
 
@@ -37,6 +40,11 @@ final class GroupCommit: Service, Sendable {
         case stopping
         /// Writes are refused.
         case stopped
+    }
+
+    /// What `enqueue` does once the write is queued.
+    private enum Next {
+        case nothing, wake(CheckedContinuation<Step?, Never>), startFallback, refuse
     }
 
     /// What the writer's loop does next.
@@ -87,7 +95,7 @@ final class GroupCommit: Service, Sendable {
     }
 
     /// Not cancellable: once queued, a write happens, and its caller hears how it went.
-    func submit(_ write: BillingWrite) async throws -> BillingWriteResult {
+    func submit(_ write: Write) async throws -> Output {
         try await withCheckedThrowingContinuation { continuation in
             enqueue(write) { continuation.resume(with: $0) }
         }
@@ -95,8 +103,7 @@ final class GroupCommit: Service, Sendable {
 
     /// Queues `write` without waiting, for code that cannot await; `completion` runs once, with the
     /// write's answer, after its batch committed (or at once with `SQLStoreError.closed`).
-    func enqueue(_ write: BillingWrite, completion: @escaping Completion) {
-        enum Next { case nothing, wake(CheckedContinuation<Step?, Never>), startFallback, refuse }
+    func enqueue(_ write: Write, completion: @escaping Completion) {
         let next = state.withLock { state -> Next in
             guard state.phase != .stopped else { return .refuse }
             state.queue.append(Pending(write: write, completion: completion))

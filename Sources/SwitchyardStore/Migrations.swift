@@ -72,6 +72,35 @@ enum Migrations {
                 "CREATE INDEX tasks_running ON tasks (finished_at, created_at)",
             ]
         }),
+        // Shared state for several replicas on PostgreSQL (issue 14); unused on SQLite. One row per
+        // limited scope with its windows' buckets (`b:amount,…`, at most 61 each), one row per
+        // concurrency slot held (a lease its replica renews), one row per live replica.
+        Step(version: 9, statements: { _ in
+            [
+                """
+                CREATE TABLE limit_windows (
+                    scope TEXT PRIMARY KEY,
+                    requests TEXT NOT NULL,
+                    tokens TEXT NOT NULL,
+                    touched_ms BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE limit_leases (
+                    grant_id BIGINT NOT NULL,
+                    scope TEXT NOT NULL,
+                    instance TEXT NOT NULL,
+                    expires_ms BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX limit_windows_touched ON limit_windows (touched_ms)",
+                "CREATE INDEX limit_leases_scope ON limit_leases (scope, expires_ms)",
+                "CREATE INDEX limit_leases_grant ON limit_leases (grant_id)",
+                "CREATE INDEX limit_leases_instance ON limit_leases (instance)",
+                "CREATE TABLE replicas (instance TEXT PRIMARY KEY, seen_ms BIGINT NOT NULL, started_ms BIGINT NOT NULL)",
+                "CREATE INDEX ledger_account_status ON ledger (account_id, status)",
+            ]
+        }),
     ]
 
     /// Serialises migrations of gateway replicas starting together (an arbitrary constant).

@@ -53,8 +53,11 @@ extension SQLBillingStore {
             UPDATE accounts SET \(assignments.joined(separator: ", ")) WHERE id = \(bind: id)
             RETURNING \(unsafeRaw: Columns.list(Columns.account))
             """
+        let backend = runner.backend
         return try await runner.transaction { database in
-            try await database.raw(query).all().first?.account()
+            let account = try await database.raw(query).all().first?.account()
+            if account != nil { try await ReplicaWire.notify(.forgetAccount(id: id), backend: backend, in: database) }
+            return account
         }
     }
 
@@ -123,17 +126,24 @@ extension SQLBillingStore {
             UPDATE api_keys SET \(assignments.joined(separator: ", ")) WHERE id = \(bind: id)
             RETURNING \(unsafeRaw: Columns.list(Columns.key))
             """
+        let backend = runner.backend
         return try await runner.transaction { database in
-            try await database.raw(query).all().first?.apiKey()
+            let key = try await database.raw(query).all().first?.apiKey()
+            if key != nil { try await ReplicaWire.notify(.forgetKey(id: id), backend: backend, in: database) }
+            return key
         }
     }
 
     /// A key revoked before keeps its first revocation time.
     public func revokeKey(id: String, at: Int64) async throws -> Bool {
-        try await runner.transaction { database in
-            try await !database.raw(
+        let backend = runner.backend
+        return try await runner.transaction { database in
+            let revoked = try await !database.raw(
                 "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, \(bind: at)) WHERE id = \(bind: id) RETURNING id"
             ).all().isEmpty
+            // Delivered to every replica when this commits, so none serves the key from its cache.
+            if revoked { try await ReplicaWire.notify(.forgetKey(id: id), backend: backend, in: database) }
+            return revoked
         }
     }
 }

@@ -39,26 +39,32 @@ extension SQLBillingStore {
     /// `at` is unix milliseconds, like the ledger's other times.
     public func recoverInterrupted(instance: String, at: Int64) async throws -> Int {
         try await runner.transaction { database in
-            let released = try await database.raw(
-                """
-                UPDATE ledger SET status = 'interrupted', end_reason = 'gateway_restart', cost_micros = 0,
-                    finished_at = \(bind: at)
-                WHERE instance = \(bind: instance) AND status = 'running'
-                    AND request_id NOT IN (SELECT request_id FROM tasks WHERE finished_at IS NULL)
-                RETURNING account_id, hold_micros
-                """
-            ).all()
-            var holds: [String: Int64] = [:]
-            for row in released {
-                holds[try row.value("account_id", String.self), default: 0] += try row.value("hold_micros", Int64.self)
-            }
-            // In a fixed order, so two recoveries touching the same accounts cannot deadlock.
-            for (accountID, hold) in holds.sorted(by: { $0.key < $1.key }) {
-                try await database.raw(
-                    "UPDATE accounts SET held_micros = held_micros - \(bind: hold) WHERE id = \(bind: accountID)"
-                ).run()
-            }
-            return released.count
+            try await Self.releaseRunning(instance: instance, reason: "gateway_restart", at: at, in: database)
         }
+    }
+
+    /// Marks the instance's running rows `interrupted` (no charge) and releases their holds, inside
+    /// the caller's transaction: at a replica's own restart, or by a survivor when it died.
+    static func releaseRunning(instance: String, reason: String, at: Int64, in database: any SQLDatabase) async throws -> Int {
+        let released = try await database.raw(
+            """
+            UPDATE ledger SET status = 'interrupted', end_reason = \(bind: reason), cost_micros = 0,
+                finished_at = \(bind: at)
+            WHERE instance = \(bind: instance) AND status = 'running'
+                AND request_id NOT IN (SELECT request_id FROM tasks WHERE finished_at IS NULL)
+            RETURNING account_id, hold_micros
+            """
+        ).all()
+        var holds: [String: Int64] = [:]
+        for row in released {
+            holds[try row.value("account_id", String.self), default: 0] += try row.value("hold_micros", Int64.self)
+        }
+        // In a fixed order, so two recoveries touching the same accounts cannot deadlock.
+        for (accountID, hold) in holds.sorted(by: { $0.key < $1.key }) {
+            try await database.raw(
+                "UPDATE accounts SET held_micros = held_micros - \(bind: hold) WHERE id = \(bind: accountID)"
+            ).run()
+        }
+        return released.count
     }
 }

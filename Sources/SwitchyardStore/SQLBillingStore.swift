@@ -16,16 +16,22 @@ public final class SQLBillingStore: BillingStore, Service, Sendable {
     let runner: any TransactionRunner
     let logger: Logger
     /// Holds and settlements, batched under load.
-    let commits: GroupCommit
+    let commits: GroupCommit<BillingWrite, BillingWriteResult>
     /// On a SQLite file, where holds and settlements are written (see `SQLiteHotPath`).
     let hotPath: SQLiteHotPath?
+    /// On PostgreSQL, for the connection the replicas' bus listens on (`sharedState`).
+    let postgresConfiguration: SQLPostgresConfiguration?
     /// `close()` runs once; later and concurrent calls wait for it.
     private let closeStarted = Atomic(false)
     private let closed = Latch()
 
-    private init(runner: any TransactionRunner, hotPath: SQLiteHotPath? = nil, logger: Logger) {
+    private init(
+        runner: any TransactionRunner, hotPath: SQLiteHotPath? = nil, postgres: SQLPostgresConfiguration? = nil,
+        logger: Logger
+    ) {
         self.runner = runner
         self.hotPath = hotPath
+        self.postgresConfiguration = postgres
         self.logger = logger
         let executor: any BillingBatchExecutor = hotPath ?? SQLKitBatchExecutor(runner: runner)
         self.commits = GroupCommit { writes in await executor.apply(writes, logger: logger) }
@@ -52,10 +58,9 @@ public final class SQLBillingStore: BillingStore, Service, Sendable {
                 throw error
             }
         case .postgres(let url):
-            let runner = PostgresTransactions(
-                configuration: try .parsing(url), logger: logger, eventLoopGroup: eventLoopGroup
-            )
-            return SQLBillingStore(runner: runner, logger: logger)
+            let configuration = try SQLPostgresConfiguration.parsing(url)
+            let runner = PostgresTransactions(configuration: configuration, logger: logger, eventLoopGroup: eventLoopGroup)
+            return SQLBillingStore(runner: runner, postgres: configuration, logger: logger)
         }
     }
 

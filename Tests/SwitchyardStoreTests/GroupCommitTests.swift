@@ -157,7 +157,7 @@ extension SQLBillingStoreTests {
     }
 
     /// The writer in a group of its own, `body` while it runs, then a graceful shutdown.
-    static func whileServing(_ commits: GroupCommit, _ body: () async throws -> Void) async throws {
+    static func whileServing(_ commits: GroupCommit<BillingWrite, BillingWriteResult>, _ body: () async throws -> Void) async throws {
         var logger = Logger(label: "store-tests")
         logger.logLevel = .warning
         let group = ServiceGroup(services: [commits], logger: logger)
@@ -173,7 +173,7 @@ extension SQLBillingStoreTests {
     @Test(arguments: [true, false])
     func writesArrivingDuringABatchShareTheNextAndEachIsAnswered(asService: Bool) async throws {
         let slow = SlowCommit()
-        let commits = GroupCommit(commit: slow.commit)
+        let commits = GroupCommit<BillingWrite, BillingWriteResult>(commit: slow.commit)
         let exercise = {
             let answers = try await withThrowingTaskGroup(of: (Int, Int64?).self) { group in
                 for index in 0..<50 {
@@ -214,7 +214,7 @@ extension SQLBillingStoreTests {
     @Test(arguments: [true, false])
     func shutdownWritesWhatIsQueuedAndRefusesTheRest(asService: Bool) async throws {
         let slow = SlowCommit()
-        let commits = GroupCommit(maxBatch: 8, commit: slow.commit)
+        let commits = GroupCommit<BillingWrite, BillingWriteResult>(maxBatch: 8, commit: slow.commit)
         let answers = Mutex<[Int: Int64]>([:])
         let enqueueAll = {
             for index in 0..<40 {

@@ -27,6 +27,23 @@ public struct Config: Sendable {
     public var files = Files()
     /// Audio uploads for transcription (`audio:`).
     public var audio = Audio()
+    /// Several replicas on one PostgreSQL database (`replicas:`); read only with a postgres `database`.
+    public var replicas = Replicas()
+
+    /// `replicas:`: how replicas sharing a PostgreSQL database keep track of each other.
+    public struct Replicas: Sendable, Equatable {
+        /// How often a replica marks itself alive, renews its concurrency slots' leases and checks
+        /// its notification channel (`heartbeat`).
+        public var heartbeat: Duration
+        /// A replica not seen for this long is dead (`dead_after`): its slots' leases have expired and
+        /// a survivor releases the holds of the requests it was running (uncharged).
+        public var deadAfter: Duration
+
+        public init(heartbeat: Duration = .seconds(1), deadAfter: Duration = .seconds(10)) {
+            self.heartbeat = heartbeat
+            self.deadAfter = deadAfter
+        }
+    }
 
     /// `files:`: uploads for vision and user data (`POST /v1/files`).
     public struct Files: Sendable, Equatable {

@@ -194,6 +194,14 @@ extension GatewayError {
         message: "The gateway shut down before this answer was complete; only the part you received is billed.",
         type: "api_error", code: "shutting_down")
 
+    /// The database that replicas share cannot be reached for something only it can answer (a
+    /// shared limit, a request running on another replica): refused, never guessed from local state.
+    public static func databaseUnavailable(_ what: String) -> GatewayError {
+        GatewayError(
+            status: 503, message: "The gateway cannot reach its database to \(what). Please try again shortly.",
+            type: "server_error", code: "database_unavailable", headers: [("retry-after", "1")])
+    }
+
     public static let internalError = GatewayError(
         status: 500,
         message: "The gateway had an internal error while handling your request.",

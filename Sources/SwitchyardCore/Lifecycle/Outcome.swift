@@ -44,6 +44,8 @@ public struct EndReason: RawRepresentable, Sendable, Hashable, CustomStringConve
     public static let abandoned = EndReason(rawValue: "abandoned")
     public static let upstreamError = EndReason(rawValue: "upstream_error")
     public static let gatewayRestart = EndReason(rawValue: "gateway_restart")
+    /// The replica running it died; another released its hold (several replicas on one database).
+    public static let replicaLost = EndReason(rawValue: "replica_lost")
     public static let error = EndReason(rawValue: "error")
 
     /// End reasons and error codes the gateway knows; anything else an upstream says becomes `other`
@@ -54,6 +56,7 @@ public struct EndReason: RawRepresentable, Sendable, Hashable, CustomStringConve
         // how the gateway ends them
         "cancelled", "client_closed", "shutdown", "abandoned",
         "upstream_error", "upstream_timeout", "upstream_unreachable", "internal_error",
+        "gateway_restart", "replica_lost", "database_unavailable",
         // refusals
         "invalid_api_key", "account_suspended", "model_not_allowed", "insufficient_quota", "model_not_found",
         "missing_required_parameter", "invalid_type", "invalid_value", "unsupported", "request_too_large",

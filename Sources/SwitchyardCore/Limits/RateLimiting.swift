@@ -4,8 +4,8 @@ import Synchronization
 /// account, key and end user. A request is admitted only if every limit that applies to it has room,
 /// and is then counted against all of them in one step; a refused request changes nothing.
 ///
-/// `InMemoryRateLimiter` is this process's adapter; a shared one (the database, for several
-/// replicas) can replace it without touching the relay. Admission is asynchronous (a shared adapter
+/// `InMemoryRateLimiter` is this process's adapter; `PostgresRateLimiter` (SwitchyardStore) is the
+/// one several replicas share. Admission is asynchronous (a shared adapter
 /// asks its store); finishing and revoking are not, so that a request's end never waits on them — an
 /// adapter that must write queues the write.
 public protocol RateLimiting: Sendable {
@@ -60,11 +60,24 @@ public struct RateLimitRefusal: Error, Sendable {
     public var wait: Duration
     public var error: GatewayError
 
+    /// False when no limit refused: the shared state could not be consulted (`unavailable`).
+    public var isLimit = true
+
     public init(scope: RateLimitScope, kind: RateLimitKind, wait: Duration, error: GatewayError) {
         self.scope = scope
         self.kind = kind
         self.wait = wait
         self.error = error
+    }
+
+    /// A shared adapter could not reach its store: the request is refused rather than admitted on
+    /// counts this process keeps alone (fail closed).
+    public static func unavailable() -> RateLimitRefusal {
+        var refusal = RateLimitRefusal(
+            scope: .account, kind: .requests, wait: .seconds(1),
+            error: .databaseUnavailable("check this request's limits"))
+        refusal.isLimit = false
+        return refusal
     }
 }
 
@@ -76,11 +89,20 @@ public struct RateLimitGrant: Sendable {
     public var scopes: [(scope: RateLimitScope, name: String, concurrent: Bool)]
     /// The limits as they stood just after admission, for the response's headers.
     public var snapshot: RateLimitSnapshot
+    /// When it was counted (milliseconds in the adapter's epoch) and for how many tokens, so that
+    /// finishing or revoking corrects the right bucket.
+    public var admittedAt: Int64
+    public var tokens: Int
 
-    public init(id: UInt64, scopes: [(scope: RateLimitScope, name: String, concurrent: Bool)], snapshot: RateLimitSnapshot) {
+    public init(
+        id: UInt64, scopes: [(scope: RateLimitScope, name: String, concurrent: Bool)], snapshot: RateLimitSnapshot,
+        admittedAt: Int64 = 0, tokens: Int = 0
+    ) {
         self.id = id
         self.scopes = scopes
         self.snapshot = snapshot
+        self.admittedAt = admittedAt
+        self.tokens = tokens
     }
 }
 

@@ -30,6 +30,12 @@ public struct CooldownState: Sendable, Equatable {
         return nil
     }
 
+    /// Skipped until `until` at least, on another replica's word; afterwards it is used again as if
+    /// closed (the failures were counted there, not here).
+    public mutating func cool(until: ContinuousClock.Instant) {
+        self.until = max(self.until ?? until, until)
+    }
+
     public mutating func recordSuccess() {
         consecutiveFailures = 0
         until = nil

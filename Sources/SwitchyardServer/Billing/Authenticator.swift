@@ -17,7 +17,8 @@ struct Caller: Sendable {
 
 /// Turns a presented key into a `Caller`, or the OpenAI error for why not. Lookups are cached for a
 /// few seconds so a busy key does not cost a database query per request; revoking a key or changing
-/// an account through this process drops its entries at once (other replicas see it within the TTL).
+/// an account drops its entries at once here, and on the other replicas when the store's NOTIFY
+/// reaches them (milliseconds; while it cannot, they do not use their caches at all).
 final class Authenticator: Sendable {
     private struct Entry {
         var key: APIKey
@@ -29,11 +30,18 @@ final class Authenticator: Sendable {
     private let ttl: Duration
     private let clock: any GatewayClock
     private let cache = Mutex<[[UInt8]: Entry]>([:])
+    /// Whether cached lookups can be trusted now: with several replicas, only while their events
+    /// (revocations, suspensions, limit changes) reach this one; otherwise every call reads the store.
+    private let cacheTrusted: @Sendable () -> Bool
 
-    init(store: any BillingStore, ttl: Duration = .seconds(5), clock: any GatewayClock = SystemClock()) {
+    init(
+        store: any BillingStore, ttl: Duration = .seconds(5), clock: any GatewayClock = SystemClock(),
+        cacheTrusted: @escaping @Sendable () -> Bool = { true }
+    ) {
         self.store = store
         self.ttl = ttl
         self.clock = clock
+        self.cacheTrusted = cacheTrusted
     }
 
     func authenticate(_ presented: String?) async throws -> Caller {
@@ -43,8 +51,9 @@ final class Authenticator: Sendable {
         }
         let digest = Secrets.hash(presented)
         let now = clock.now
+        let trusted = cacheTrusted()
         var found = cache.withLock { cache -> (APIKey, Account)? in
-            guard let entry = cache[digest], now - entry.fetched < ttl else { return nil }
+            guard trusted, let entry = cache[digest], now - entry.fetched < ttl else { return nil }
             return (entry.key, entry.account)
         }
         if found == nil, let record = try await store.key(hash: digest) {
@@ -87,6 +96,20 @@ final class Authenticator: Sendable {
 
     func forget(accountID: String) {
         cache.withLock { cache in cache = cache.filter { $0.value.account.id != accountID } }
+    }
+
+    func forgetAll() {
+        cache.withLock { $0.removeAll() }
+    }
+
+    /// What the other replicas say of keys and accounts.
+    func apply(_ event: ReplicaEvent) {
+        switch event {
+        case .forgetKey(let id): forget(keyID: id)
+        case .forgetAccount(let id): forget(accountID: id)
+        case .resynchronized: forgetAll()
+        default: break
+        }
     }
 }
 

@@ -40,9 +40,19 @@ public enum ConfigLoader {
     static func read(_ root: ConfigNode) throws(ConfigError) -> Config {
         let fields = try root.fields([
             "server", "database", "admin_key", "log_level", "log_format", "metrics_token", "providers", "models",
-            "routing", "limits", "public_models", "demo", "engines", "files", "audio",
+            "routing", "limits", "public_models", "demo", "engines", "files", "audio", "replicas",
         ])
         var config = Config()
+        if let replicas = fields["replicas"] {
+            let values = try replicas.fields(["heartbeat", "dead_after"])
+            if let value = values["heartbeat"] { config.replicas.heartbeat = try positive(value) }
+            if let value = values["dead_after"] {
+                config.replicas.deadAfter = try positive(value)
+                guard config.replicas.deadAfter >= config.replicas.heartbeat * 2 else {
+                    throw value.error("must be at least twice replicas.heartbeat, or a live replica could be taken for dead")
+                }
+            }
+        }
         if let files = fields["files"] {
             let values = try files.fields(["max_bytes", "retention", "delete_after_use", "max_per_account"])
             if let value = values["max_per_account"] { config.files.maxPerAccount = try value.int(in: 1...1_000_000) }

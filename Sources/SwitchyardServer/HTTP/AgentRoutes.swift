@@ -8,7 +8,7 @@ import SwitchyardCore
 /// shape), in the `/v1/…` style and the seed's `/llm_api/{openid}/{userid}/{AI_system}/v1/…` style.
 struct AgentRoutes: Sendable {
     let relay: Relay
-    let inFlight: InFlight
+    let stops: Stops
     let authenticator: Authenticator
     let catalog: Catalog
     let router: DeploymentRouter
@@ -26,15 +26,13 @@ struct AgentRoutes: Sendable {
         router.get("v1/responses/{id}") { request, context in
             let caller = try await authenticator.authenticate(request.bearerToken)
             let id = try context.parameters.require("id")
-            guard let running = inFlight.running(id: id, accountID: caller.account.id) else { throw Self.notStored(id) }
+            guard let running = try await stops.running(id: id, accountID: caller.account.id) else { throw Self.notStored(id) }
             return Relay.json(Self.inProgress(id: id, model: running.model, created: running.created))
         }
         router.post("v1/responses/{id}/cancel") { request, context in
             let caller = try await authenticator.authenticate(request.bearerToken)
             let id = try context.parameters.require("id")
-            guard let running = inFlight.running(id: id, accountID: caller.account.id),
-                inFlight.stop(id: id, accountID: caller.account.id)
-            else { throw Self.notStored(id) }
+            guard let running = try await stops.stop(id: id, accountID: caller.account.id) else { throw Self.notStored(id) }
             var object = Self.inProgress(id: id, model: running.model, created: running.created)
             object["status"] = "cancelled"
             object["end_reason"] = "cancelled"

@@ -15,6 +15,9 @@ struct OperationsController: Sendable {
     let metricsDigest: [UInt8]?
     /// How long `/ready` waits for the database before calling it unreachable.
     var databaseTimeout: Duration = .seconds(2)
+    /// Whether the other replicas' events reach this one (always, alone): a replica that could miss
+    /// a stop or a revocation should get no traffic.
+    var bus: any ReplicaBus = LocalReplicaBus()
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
         router.get("health") { _, _ in
@@ -38,14 +41,16 @@ struct OperationsController: Sendable {
     private func ready(logger: Logger) async -> Response {
         let phase = lifecycle.phase
         let database = await databaseReachable(logger: logger)
-        let isReady = phase == .serving && database
-        let status: String = phase != .serving ? "draining" : (database ? "ready" : "unavailable")
+        let replicas = bus.isConnected
+        let isReady = phase == .serving && database && replicas
+        let status: String = phase != .serving ? "draining" : (database && replicas ? "ready" : "unavailable")
         return Relay.json(
             [
                 "status": .string(status),
                 "checks": .object([
                     "config": "loaded",
                     "database": .string(database ? "ok" : "unreachable"),
+                    "replicas": .string(replicas ? "ok" : "disconnected"),
                     "draining": .bool(phase != .serving),
                 ]),
             ],

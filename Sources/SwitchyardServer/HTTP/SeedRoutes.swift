@@ -8,7 +8,8 @@ import SwitchyardCore
 struct SeedRoutes: Sendable {
     let relay: Relay
     let models: ModelsController
-    let inFlight: InFlight
+    /// Stops reach the request on whichever replica runs it.
+    let stops: Stops
     let authenticator: Authenticator
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
@@ -47,7 +48,7 @@ struct SeedRoutes: Sendable {
             router.post("v1/\(endpoint)/{id}/cancel") { request, context in
                 let caller = try await authenticator.authenticate(request.bearerToken)
                 let id = try context.parameters.require("id")
-                guard inFlight.stop(id: id, accountID: caller.account.id) else {
+                guard try await stops.stop(id: id, accountID: caller.account.id) != nil else {
                     throw GatewayError(
                         status: 404, message: "No request with id '\(id)' is running.", type: "invalid_request_error",
                         param: "id", code: "not_found")
@@ -62,7 +63,7 @@ struct SeedRoutes: Sendable {
         let query = request.uri.queryParameters
         let caller = try await authenticator.authenticate(anyOf: [query.get("openid"), request.bearerToken])
         guard let userid = query.get("userid") else { throw GatewayError.missingParameter("userid") }
-        let stopped = inFlight.stop(accountID: caller.account.id, endUser: userid)
+        let stopped = try await stops.stop(accountID: caller.account.id, endUser: userid)
         return Relay.json([
             "object": "suspend_current_generate", "openid": .string(caller.account.id), "userid": .string(userid),
             "stopped": .int(stopped),

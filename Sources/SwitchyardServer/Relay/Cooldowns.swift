@@ -43,9 +43,28 @@ final class Cooldowns: Sendable {
 
     func failed(_ deployment: String, retryAfter: Duration?) {
         let now = clock.now
-        let cooled = states.withLock {
-            $0[deployment, default: CooldownState()].recordFailure(now: now, policy: policy, retryAfter: retryAfter)
+        let (cooled, until) = states.withLock { states -> (Bool, ContinuousClock.Instant?) in
+            let cooled = states[deployment, default: CooldownState()].recordFailure(
+                now: now, policy: policy, retryAfter: retryAfter)
+            return (cooled, states[deployment]?.until)
         }
         if cooled { counters[deployment]?.increment() }
+        // The other replicas skip it too (a retry-after alone cools it as well).
+        if let until, cooled || retryAfter != nil, until > now, let report = reporter.withLock({ $0 }) {
+            report(deployment, until - now)
+        }
+    }
+
+    private let reporter = Mutex<(@Sendable (String, Duration) -> Void)?>(nil)
+
+    /// Set at startup: how a cooldown that began here reaches the other replicas.
+    func onCooled(_ report: @escaping @Sendable (String, Duration) -> Void) {
+        reporter.withLock { $0 = report }
+    }
+
+    /// Another replica saw the deployment fail: skip it here until then as well.
+    func cool(_ deployment: String, for duration: Duration) {
+        let now = clock.now
+        states.withLock { $0[deployment, default: CooldownState()].cool(until: now + duration) }
     }
 }

@@ -5,7 +5,8 @@ import SwitchyardCore
 import Synchronization
 
 /// Admission under the limits that apply to a request (`LimitRules`), through the `RateLimiting` port
-/// (in memory for one process), counting refusals in `switchyard_rate_limited_total`.
+/// (in memory for one process, in PostgreSQL for several replicas), counting refusals in
+/// `switchyard_rate_limited_total`.
 struct Limits: Sendable {
     let config: LimitsConfig
     let limiter: any RateLimiting
@@ -36,7 +37,7 @@ struct Limits: Sendable {
         do {
             return Admission(limiter: limiter, grant: try await limiter.admit(rules, tokens: tokens))
         } catch {
-            refusals["\(error.scope.rawValue)/\(error.kind.rawValue)"]?.increment()
+            count(error)
             throw error.error
         }
     }
@@ -51,9 +52,16 @@ extension Limits {
         do {
             return Admission(limiter: limiter, grant: try await limiter.admit([rule], tokens: 0))
         } catch {
-            refusals["\(error.scope.rawValue)/\(error.kind.rawValue)"]?.increment()
+            count(error)
             throw error.error
         }
+    }
+
+    /// A limit's refusal counts in `switchyard_rate_limited_total`; an unreachable database does not
+    /// (its 503s are counted by status like any error).
+    fileprivate func count(_ refusal: RateLimitRefusal) {
+        guard refusal.isLimit else { return }
+        refusals["\(refusal.scope.rawValue)/\(refusal.kind.rawValue)"]?.increment()
     }
 }
 
