@@ -8,7 +8,9 @@
 # Usage: bench/run.sh
 # Environment: BENCH_DURATION (wrk seconds per run, default 10), BENCH_WARMUP (default 2),
 #   BENCH_PIN=1 (gateway on CPU 1, everything else on CPU 0), BENCH_NO_BUILD=1 (use the binaries as built),
-#   BENCH_GATEWAY=PATH (another switchyard binary, e.g. an older build to compare with).
+#   BENCH_GATEWAY=PATH (another switchyard binary, e.g. an older build to compare with),
+#   BENCH_POSTGRES=1 (then the PostgreSQL scenarios, bench/postgres.sh: SQLite, PostgreSQL with one
+#   replica and with two behind nginx, limits on; also runnable alone).
 # The full output is also kept in bench/results/ (ignored by git).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +29,7 @@ OUT=bench/results/run-$(date -u +%Y%m%dT%H%M%SZ).txt
 exec > >(tee "$OUT") 2>&1
 
 PIDS=()
-cleanup() {
+stop_servers() {
     local pid i
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do
@@ -35,6 +37,10 @@ cleanup() {
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+    PIDS=()
+}
+cleanup() {
+    stop_servers
     # Server logs are kept next to the output: they hold the reason if a server failed.
     for log in "$WORK"/*.log; do [[ -e $log ]] && cp "$log" "${OUT%.txt}-$(basename "$log")"; done
     rm -rf "$WORK"
@@ -289,4 +295,12 @@ echo "streams: ttft p50 nginx $(field ttft_p50_ms "$n") ms, gateway $(field ttft
     "($(ratio "$(field ttft_p50_ms "$gs")" "$(field ttft_p50_ms "$n")")x); complete nginx $(field complete "$n"), gateway $(field complete "$gs")"
 echo "full output: $OUT"
 ((STATUS == 0)) || echo "SOME REQUESTS OR STREAMS FAILED: see the lines above" >&2
+
+if [[ ${BENCH_POSTGRES:-0} == 1 ]]; then
+    # The servers above are done with; the PostgreSQL scenarios start their own on other ports.
+    stop_servers
+    echo
+    echo "== PostgreSQL scenarios (bench/postgres.sh)"
+    BENCH_NO_BUILD=1 BENCH_GATEWAY=$GATEWAY_BIN bench/postgres.sh || STATUS=1
+fi
 exit $STATUS

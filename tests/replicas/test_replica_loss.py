@@ -47,6 +47,7 @@ def test_kill_9_of_b_mid_stream_is_settled_by_a_and_b_restarts_cleanly(replicas,
     killed_at = time.monotonic()
     row = wait_until(lambda: (r := admin.row(stream.id)) and r["status"] != "running" and r, SURVIVOR_WITHIN_S + 2, 0.05)
     took = time.monotonic() - killed_at
+    print(f"A settled the killed B's row {took:.2f}s after the kill")
     assert row, f"A did not settle B's row within {SURVIVOR_WITHIN_S + 2}s: {admin.row(stream.id)}"
     assert took <= SURVIVOR_WITHIN_S, f"A settled B's row {took:.1f}s after the kill"
     assert row["status"] == "interrupted" and row["end_reason"] == "replica_lost", row
@@ -72,6 +73,9 @@ def test_kill_9_of_b_mid_stream_is_settled_by_a_and_b_restarts_cleanly(replicas,
     final = admin.account(account)
     assert money(final["held"]) == 0, final
     assert balance - money(final["balance"]) == sum(money(r["cost"]) for r in rows.values()), (final, rows)
+    for replica in (a, b):
+        replica.stop()
+        assert replica.popen.returncode == 0, f"{replica.name} exited {replica.popen.returncode}:\n{replica.output()[-2500:]}"
 
 
 def test_kill_9_of_b_then_a_quick_restart_releases_its_holds_and_slots_at_start(replicas, upstream, tag):

@@ -25,6 +25,7 @@ def poll_b(pair, key: str, tag: str, refused) -> tuple[float | None, list]:
             answer = client.post("/v1/chat/completions", json=chat(tag))
             seen.append((round(sent - start, 3), answer.status_code, error_code(answer)))
             if refused(answer):
+                print(f"B refused {sent - start:.3f}s after the change ({len(seen)} polls)")
                 return sent - start, seen
             time.sleep(max(0.0, POLL_S - (time.monotonic() - sent)))
     return None, seen

@@ -84,6 +84,7 @@ def closed_within(upstream, tag: str, answered_at: float) -> float:
         f"the upstream request {tag} is still running 5 s after the stop"
     (record,) = upstream.records(tag)
     assert record.finished_at is None and record.closed_at is not None, "the upstream was not stopped: it finished"
+    print(f"{tag}: the upstream saw the close {(record.closed_at - answered_at) * 1000:+.1f} ms from the stop's answer")
     return record.closed_at - answered_at
 
 
