@@ -36,9 +36,9 @@ cd "$(dirname "$0")/.."
 
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
-UPSTREAM_PORT=18091
-GW_PORTS=(18092 18093)
-LB_PORT=18094
+UPSTREAM_PORT=18111
+GW_PORTS=(18112 18113)
+LB_PORT=18114
 BIN=.build/release
 GATEWAY_BIN=${BENCH_GATEWAY:-$BIN/switchyard}
 SCENARIOS=${BENCH_SCENARIOS:-sqlite pg-1 pg-2}
@@ -351,6 +351,7 @@ for scenario in direct $SCENARIOS; do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+times() { local r; r=$(ratio "$1" "$2"); [[ $r == - ]] && echo — || echo "$r×"; }
 describe() {
     case $1 in
         sqlite) echo "SQLite, one gateway" ;;
@@ -358,8 +359,11 @@ describe() {
         pg-2) echo "PostgreSQL, two replicas behind nginx" ;;
     esac
 }
-s64=$(field rps "$(get sqlite 64)")
-s1=$(($(field p50_us "$(get sqlite 1)") - $(field p50_us "$d1")))
+s64=0 s1=0   # SQLite's figures, the ratios' base (none when BENCH_SCENARIOS leaves it out: ratios "-")
+if [[ -n $(get sqlite 1) && -n $(get sqlite 64) ]]; then
+    s64=$(field rps "$(get sqlite 64)")
+    s1=$(($(field p50_us "$(get sqlite 1)") - $(field p50_us "$d1")))
+fi
 echo
 echo "== markdown for docs/BENCHMARKS.md ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)," \
     "$([[ ${BENCH_PIN:-0} == 1 ]] && echo pinned || echo unpinned), ${DURATION} s runs)"
@@ -371,8 +375,8 @@ for scenario in $SCENARIOS; do
     [[ -n $a && -n $b ]] || continue
     added=$(($(field p50_us "$a") - $(field p50_us "$d1")))
     pg=$(field pg_cpu_us_per_req "$b")
-    echo "| $(describe "$scenario") | $(field rps "$b") | $(ratio "$(field rps "$b")" "$s64")× | $added µs |" \
-        "$(ratio "$added" "$s1")× | $(field p99_us "$a") µs | $(field gateway_cpu_us_per_req "$b") µs |" \
+    echo "| $(describe "$scenario") | $(field rps "$b") | $(times "$(field rps "$b")" "$s64") | $added µs |" \
+        "$(times "$added" "$s1") | $(field p99_us "$a") µs | $(field gateway_cpu_us_per_req "$b") µs |" \
         "$([[ $scenario == sqlite || $pg == - ]] && echo — || echo "$pg µs") |" \
         "$(($(field non2xx "$a") + $(field socket_errors "$a") + $(field non2xx "$b") + $(field socket_errors "$b"))) |" \
         "$(field other_cpu_pct "$a")–$(field other_cpu_pct "$b") % |"

@@ -358,6 +358,8 @@ Try it (the x-switchyard-upstream header says which replica answered):
   curl -N $LB/v1/chat/completions -H 'authorization: Bearer $KEY_HINT' -H 'content-type: application/json' \\
       -d '{"model": "slow", "stream": true, "messages": [{"role": "user", "content": "Hello"}]}'
   curl $LB/admin/v1/accounts -H 'authorization: Bearer $ADMIN_KEY'
+The demo key is held to 10 requests a minute and 2 at once across both replicas: the 11th request
+within a minute gets 429, whichever replica answers it.
 
 A rolling restart: stop replica 1 with
   kill -TERM ${RPID[0]}

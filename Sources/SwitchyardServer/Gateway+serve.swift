@@ -32,6 +32,12 @@ public func serve(
     let shared = store.sharedState(
         instance: instance, heartbeat: config.replicas.heartbeat, deadAfter: config.replicas.deadAfter,
         eventLoopGroup: eventLoopGroup)
+    do {
+        try await shared?.prepare()
+    } catch {
+        await store.close()
+        throw error
+    }
     let app = buildApplication(
         config: config,
         dependencies: .init(

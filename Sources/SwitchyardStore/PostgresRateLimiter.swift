@@ -67,7 +67,12 @@ public final class PostgresRateLimiter: RateLimiting, Service {
         if holdsSlot { _ = live.withLock { $0.insert(id) } }
         let result: LimitWriteResult
         do {
-            result = try await commits.submit(.admit(rules: rules, tokens: tokens, id: UInt64(id)))
+            // At most 5 s: a database that stopped answering refuses the request rather than hold it
+            // (an admission written later only errs on the side of the limit, and its lease expires).
+            let commits = self.commits
+            result = try await answered(within: .seconds(5)) {
+                try await commits.submit(.admit(rules: rules, tokens: tokens, id: UInt64(id)))
+            }
         } catch {
             if holdsSlot { _ = live.withLock { $0.remove(id) } }
             logger.warning(

@@ -184,6 +184,14 @@ public struct SharedState: Sendable {
     public let bus: any ReplicaBus
     /// Run them after the store and before the application (ServiceLifecycle stops in reverse).
     public let services: [any Service]
+    let heartbeat: ReplicaHeartbeat
+
+    /// Before serving: a replica restarted under the same name gives back at once the slots its
+    /// previous life held (its rows are released by `recoverInterrupted` the same way), rather than
+    /// when their leases expire.
+    public func prepare() async throws {
+        try await heartbeat.forgetPreviousLife()
+    }
 }
 
 extension SQLBillingStore {
@@ -201,6 +209,6 @@ extension SQLBillingStore {
             eventLoopGroup: eventLoopGroup, logger: logger)
         let beat = ReplicaHeartbeat(
             runner: runner, instance: instance, interval: heartbeat, deadAfter: deadAfter, limiter: limiter, logger: logger)
-        return SharedState(limiter: limiter, bus: bus, services: [limiter, bus, beat])
+        return SharedState(limiter: limiter, bus: bus, services: [limiter, bus, beat], heartbeat: beat)
     }
 }

@@ -1,7 +1,9 @@
 import Logging
 import NIOCore
+import NIOPosix
 import PostgresKit
 import SQLKit
+import SwitchyardCore
 
 /// PostgreSQL through a small connection pool. Each unit of work borrows one connection for its
 /// whole duration; READ COMMITTED suffices because every balance change is a row-locking UPDATE
@@ -52,6 +54,24 @@ final class PostgresTransactions: TransactionRunner, @unchecked Sendable {
             }.get()
         } catch ConnectionPoolError.shutdown {
             throw SQLStoreError.closed
+        } catch {
+            throw Self.unavailable(error) ? BillingStoreError.unavailable : error
+        }
+    }
+
+    /// Whether an error means the database could not be reached or went away (rather than refusing
+    /// a statement): no connection, a connection lost, a pool that waited in vain, a server shutting
+    /// down or refusing connections (SQLSTATE classes 08 and 57).
+    static func unavailable(_ error: any Error) -> Bool {
+        switch error {
+        case let error as PSQLError:
+            guard error.code == .server else { return error.code != .queryCancelled }
+            let state = error.serverInfo?[.sqlState] ?? ""
+            return state.hasPrefix("08") || state.hasPrefix("57")
+        case is ConnectionPoolTimeoutError, is NIOConnectionError, is ChannelError, is IOError:
+            return true
+        default:
+            return false
         }
     }
 

@@ -71,6 +71,13 @@ final class ReplicaHeartbeat: Service, Sendable {
         }
     }
 
+    func forgetPreviousLife() async throws {
+        let instance = self.instance
+        try await runner.transaction { database in
+            try await database.raw("DELETE FROM limit_leases WHERE instance = \(bind: instance)").run()
+        }
+    }
+
     struct Outcome: Sendable {
         /// Whether this replica's row was there (false at the first beat, or after being taken for dead).
         var known: Bool

@@ -57,4 +57,7 @@ public enum BillingStoreError: Error, Sendable, Equatable {
     case conflict(String)
     case notFound(String)
     case invalidCursor
+    /// The database cannot be reached (or did not answer in time): nothing was decided. The caller
+    /// gets 503 `database_unavailable`, never a guess.
+    case unavailable
 }

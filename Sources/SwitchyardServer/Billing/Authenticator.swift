@@ -56,7 +56,7 @@ final class Authenticator: Sendable {
             guard trusted, let entry = cache[digest], now - entry.fetched < ttl else { return nil }
             return (entry.key, entry.account)
         }
-        if found == nil, let record = try await store.key(hash: digest) {
+        if found == nil, let record = try await lookUp(digest) {
             found = (record.key, record.account)
             cache.withLock { cache in
                 if cache.count > 100_000 { cache.removeAll() }
@@ -73,6 +73,19 @@ final class Authenticator: Sendable {
             throw GatewayError.accountSuspended(account.id)
         }
         return Caller(key: key, account: account)
+    }
+
+    /// The store's answer within 5 s: a database that hangs (a partition sends no reset) must get the
+    /// caller a 503, not a wait as long as the pool's.
+    private func lookUp(_ digest: [UInt8]) async throws -> (key: APIKey, account: Account)? {
+        let store = self.store
+        do {
+            return try await answered(within: .seconds(5)) {
+                try await store.key(hash: digest).map { KeyRecord(key: $0.key, account: $0.account) }
+            }.map { ($0.key, $0.account) }
+        } catch BillingStoreError.unavailable {
+            throw GatewayError.databaseUnavailable("check this API key")
+        }
     }
 
     /// The first of `candidates` that is a valid key. The seed's path-style calls carry the key in
@@ -138,4 +151,10 @@ extension GatewayError {
                 + "Top up the account or lower max_tokens.",
             type: "insufficient_quota", code: "insufficient_quota")
     }
+}
+
+/// A key and its account as one Sendable value, across the lookup's task.
+private struct KeyRecord: Sendable {
+    var key: APIKey
+    var account: Account
 }

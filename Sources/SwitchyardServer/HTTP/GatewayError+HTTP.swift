@@ -43,6 +43,8 @@ struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 throw GatewayError(
                     status: Int(error.status.code), message: error.status.reasonPhrase, type: "invalid_request_error")
             }
+        } catch BillingStoreError.unavailable {
+            throw GatewayError.databaseUnavailable("answer this request")
         } catch is CancellationError {
             throw GatewayError(status: 499, message: "The client closed the request.", type: "invalid_request_error")
         } catch {

@@ -34,9 +34,9 @@ struct Stops: Sendable {
         return local + remote
     }
 
-    private func elsewhere<T>(_ body: () async throws -> T) async throws -> T {
+    private func elsewhere<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
-            return try await body()
+            return try await answered(within: .seconds(5), body)
         } catch {
             throw GatewayError.databaseUnavailable("reach the request on the other replicas")
         }
