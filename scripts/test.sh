@@ -22,6 +22,9 @@ status=0
 scripts/test-sdk.sh || status=$?
 scripts/test-engines.sh || { engines=$?; [ "$status" != 0 ] || status=$engines; }
 scripts/test-agents.sh || { agents=$?; [ "$status" != 0 ] || status=$agents; }
+# Several replicas on one PostgreSQL (tests/replicas): needs SWITCHYARD_TEST_POSTGRES_URL and psql, which
+# .ci/run provides; skipped with a line saying so without them.
+scripts/test-replicas.sh || { replicas=$?; [ "$status" != 0 ] || status=$replicas; }
 # The web console in a real browser: Debian's headless chromium and chromium-driver (apt), Selenium
 # from tests/console/requirements.txt in .build/console-venv; screenshots in .build/console-screenshots.
 scripts/test-console.sh || { console=$?; [ "$status" != 0 ] || status=$console; }
