@@ -151,7 +151,10 @@ struct LimitBatch: Sendable {
 
         // Lock every scope the batch names, in one order; rows of new scopes are made first. A row
         // can vanish between the two statements (the heartbeat deletes rows idle for minutes), so
-        // admitted scopes are made and locked until all are held.
+        // admitted scopes are made and locked until all are held. (Making rows first, as the batch's
+        // first statement, is what keeps this deadlock-free: an insert that waits for another
+        // batch's uncommitted insert of the same row holds no lock yet. Locking first and inserting
+        // the missing rows afterwards would save a statement and could deadlock.)
         var book = LimitBook()
         var stored: [String: (requests: String, tokens: String)] = [:]
         for _ in 0..<3 {

@@ -27,10 +27,19 @@ public struct StreamRelay: Sendable {
     public var collectsText = false
     public private(set) var relayedText = ""
 
+    /// Whether ordinary chunks are rewritten at the byte level (`ChunkScan`); off, every chunk goes
+    /// through the tree (tests compare the two).
+    public var rewritesBytes = true
+    /// `identity`'s id and model as JSON strings, made once per stream.
+    private let idJSON: [UInt8]
+    private let modelJSON: [UInt8]
+
     public init(identity: ResponseIdentity, endpoint: Endpoint, clientWantsUsage: Bool) {
         self.identity = identity
         self.endpoint = endpoint
         self.clientWantsUsage = clientWantsUsage
+        self.idJSON = JSONValue.string(identity.id).serialized()
+        self.modelJSON = JSONValue.string(identity.model).serialized()
     }
 
     /// What one upstream chunk is for a client in another dialect: the chunk itself, stamped.
@@ -41,7 +50,8 @@ public struct StreamRelay: Sendable {
     }
 
     public mutating func relay(_ payload: [UInt8]) throws(UpstreamError) -> Action {
-        switch try relayChunk(payload) {
+        if rewritesBytes, !collectsText, let scan = ChunkScan.scan(payload) { return relay(payload, scanned: scan) }
+        return switch try relayChunk(payload) {
         case .chunk(let chunk): .forward(SSE.event(chunk))
         case .drop: .drop
         case .upstreamError(let error): .upstreamError(error)
@@ -84,6 +94,75 @@ public struct StreamRelay: Sendable {
 }
 
 extension StreamRelay {
+    /// `relayChunk` and `SSE.event` without the tree: the same bookkeeping from the scan, and the
+    /// upstream's bytes with `id` and `model` replaced (or added at the end, as the tree would) and
+    /// `usage` taken out when the client did not ask for it.
+    mutating func relay(_ payload: [UInt8], scanned scan: ChunkScan) -> Action {
+        if let member = scan.usage, payload[member.value.lowerBound] != UInt8(ascii: "n"),
+            let reported = Usage(try? JSONValue.parse(Array(payload[member.value])))
+        {
+            usage = reported
+        }
+        for choice in scan.choices {
+            if let reason = choice.finishReason {
+                finishReason = reason
+                unfinishedChoices.remove(choice.index)
+            } else {
+                unfinishedChoices.insert(choice.index)
+            }
+            if choice.outputBytes > 0 {
+                outputChunks += 1
+                outputBytes += choice.outputBytes
+            }
+        }
+        var removal: Range<Int>?
+        if !clientWantsUsage, let member = scan.usage {
+            if scan.choices.isEmpty { return .drop }
+            if let next = member.nextKeyStart {
+                removal = member.keyStart..<next
+            } else if let before = scan.beforeUsage {
+                removal = before.value.upperBound..<member.value.upperBound
+            } else {
+                removal = member.keyStart..<member.value.upperBound
+            }
+        }
+        var edits: [(range: Range<Int>, bytes: [UInt8])] = []
+        var appended: [[UInt8]] = []
+        if endpoint.stampsID {
+            if let id = scan.id { edits.append((id.value, idJSON)) } else { appended.append(Array(#""id":"#.utf8) + idJSON) }
+        }
+        if let model = scan.model {
+            edits.append((model.value, modelJSON))
+        } else {
+            appended.append(Array(#""model":"#.utf8) + modelJSON)
+        }
+        if let removal { edits.append((removal, [])) }
+        edits.sort { $0.range.lowerBound < $1.range.lowerBound }
+
+        var out: [UInt8] = []
+        out.reserveCapacity(payload.count + idJSON.count + modelJSON.count + 24)
+        out.append(contentsOf: "data: ".utf8)
+        var position = 0
+        for edit in edits {
+            out.append(contentsOf: payload[position..<edit.range.lowerBound])
+            out.append(contentsOf: edit.bytes)
+            position = edit.range.upperBound
+        }
+        var members = scan.memberCount - (removal == nil ? 0 : 1)
+        if !appended.isEmpty {
+            out.append(contentsOf: payload[position..<scan.objectEnd])
+            position = scan.objectEnd
+            for member in appended {
+                if members > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: member)
+                members += 1
+            }
+        }
+        out.append(contentsOf: payload[position...])
+        out.append(contentsOf: [0x0A, 0x0A])
+        return .forward(out)
+    }
+
     /// How a stream stopped by its caller ends: a finish chunk (`finish_reason: "stop"`) for every
     /// choice still open, carrying the extra top-level `"end_reason": "cancelled"`, then the usage
     /// chunk if the client asked for usage. `[DONE]` follows.
