@@ -4,12 +4,15 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 import SwitchyardCore
 
 /// An OpenAI-compatible upstream over HTTP: OpenAI itself, vLLM, llama.cpp, Ollama, other gateways.
 public struct OpenAIProvider: Provider {
     public let config: ProviderConfig
     let client: HTTPClient
+    /// Where the exchanges' watchdogs keep their timers (`ActivityDeadline`).
+    var timers: any EventLoop { client.eventLoopGroup.any() }
     /// Requests in flight to this upstream, bounded by `max_connections`, and those waiting, by `max_queue`.
     let gate: ConnectionGate
     private let baseURL: String
@@ -88,7 +91,7 @@ public struct OpenAIProvider: Provider {
         let idle = config.timeouts.idle
         if (200..<300).contains(status) && isEventStream {
             let events = Self.events(
-                of: response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total,
+                of: response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total, timers: timers,
                 isLastEvent: request.endpoint == .responses ? Self.isLastResponsesEvent : isLastEvent,
                 // Media streams (partial images, transcripts, speech events) end with the body, not `[DONE]`.
                 endsAtEOF: request.endpoint.output == .media, onEnd: { lease.release() })
@@ -96,13 +99,16 @@ public struct OpenAIProvider: Provider {
         }
         if (200..<300).contains(status) && request.endpoint == .speech {
             // Audio is relayed as it arrives: each piece of the body is one "event" of raw bytes.
-            let pieces = Self.pieces(of: response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total) {
+            let pieces = Self.pieces(
+                of: response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total, timers: timers
+            ) {
                 lease.release()
             }
             return UpstreamResponse(status: status, headers: headers, body: .events(pieces))
         }
         defer { lease.release() }
-        let bytes = try await Self.collect(response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total)
+        let bytes = try await Self.collect(
+            response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total, timers: timers)
         return UpstreamResponse(status: status, headers: headers, body: .complete(bytes))
     }
 
@@ -123,7 +129,8 @@ public struct OpenAIProvider: Provider {
         defer { lease.release() }
         do {
             let response = try await client.execute(outgoing, deadline: .now() + .init(deadline - .now), logger: logger.heldAtDebug)
-            let bytes = try await Self.collect(response.body, firstByteDeadline: deadline, idle: config.timeouts.idle, total: nil)
+            let bytes = try await Self.collect(
+                response.body, firstByteDeadline: deadline, idle: config.timeouts.idle, total: nil, timers: timers)
             return (Int(response.status.code), bytes)
         } catch {
             throw Self.map(error, phase: .firstByte)
@@ -158,34 +165,44 @@ public struct OpenAIProvider: Provider {
         return GateLease(gate)
     }
 
-    /// Reads a whole body, failing if the upstream goes quiet for longer than `idle`.
+    /// Reads a whole body, failing if the upstream goes quiet for longer than `idle`. The reading is a
+    /// task of its own that the watchdog's timer cancels (`ActivityDeadline.arm`): one task per
+    /// exchange, not a group of two.
     static func collect(
         _ body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration,
-        total: ContinuousClock.Instant?
+        total: ContinuousClock.Instant?, timers: any EventLoop
     ) async throws -> [UInt8] {
         let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte, total: total)
-        return try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
-            group.addTask {
-                var bytes: [UInt8] = []
-                do {
-                    for try await buffer in body {
-                        activity.extend(to: .now + idle, phase: .idle)
-                        guard bytes.count + buffer.readableBytes <= maxResponseBytes else {
-                            throw UpstreamError.invalidResponse("response larger than \(maxResponseBytes) bytes")
-                        }
-                        bytes.append(contentsOf: buffer.readableBytesView)
+        let timedOut = TimedOut()
+        let reader = Task {
+            var bytes: [UInt8] = []
+            do {
+                for try await buffer in body {
+                    activity.extend(to: .now + idle, phase: .idle)
+                    guard bytes.count + buffer.readableBytes <= maxResponseBytes else {
+                        throw UpstreamError.invalidResponse("response larger than \(maxResponseBytes) bytes")
                     }
-                } catch {
-                    throw map(error, phase: .idle)
+                    bytes.append(contentsOf: buffer.readableBytesView)
                 }
-                return bytes
+            } catch {
+                throw map(error, phase: .idle)
             }
-            group.addTask { throw UpstreamError.timeout(try await activity.watch()) }
-            defer { group.cancelAll() }
-            while let result = try await group.next() {
-                if let bytes = result { return bytes }
+            return bytes
+        }
+        let alarm = activity.arm(on: timers) { phase in
+            timedOut.phase.withLock { $0 = phase }
+            reader.cancel()
+        }
+        defer { alarm.disarm() }
+        do {
+            return try await withTaskCancellationHandler {
+                try await reader.value
+            } onCancel: {
+                reader.cancel()
             }
-            throw UpstreamError.closedEarly
+        } catch {
+            if let phase = timedOut.phase.withLock({ $0 }) { throw UpstreamError.timeout(phase) }
+            throw error
         }
     }
 
@@ -193,49 +210,44 @@ public struct OpenAIProvider: Provider {
     /// the rest of the body is drained, so that the connection goes back to the pool.
     static func events(
         of body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration,
-        total: ContinuousClock.Instant?, isLastEvent: (@Sendable ([UInt8]) -> Bool)? = nil, endsAtEOF: Bool = false,
-        onEnd: @escaping @Sendable () -> Void
+        total: ContinuousClock.Instant?, timers: any EventLoop, isLastEvent: (@Sendable ([UInt8]) -> Bool)? = nil,
+        endsAtEOF: Bool = false, onEnd: @escaping @Sendable () -> Void
     ) -> UpstreamEvents {
-        EventPump.start(onEnd: onEnd) { events in
+        EventPump.start(onEnd: onEnd) { events, pump in
             let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte, total: total)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    var parser = SSEParser()
-                    var done = false
-                    let emit: ([UInt8]) -> Void = { payload in
-                        guard !done else { return }
-                        if SSEParser.isDone(payload) {
-                            done = true
-                            events.finish()
-                        } else if let isLastEvent, isLastEvent(payload) {
-                            events.yield(payload)
-                            done = true
-                            events.finish()
-                        } else {
-                            events.yield(payload)
-                        }
-                    }
-                    do {
-                        for try await buffer in body {
-                            activity.extend(to: .now + idle, phase: .idle)
-                            parser.feed(buffer.readableBytesView, emit: emit)
-                        }
-                        parser.finish(emit: emit)
-                    } catch {
-                        if done { return }
-                        throw map(error, phase: .idle)
-                    }
-                    if !done && !endsAtEOF { throw UpstreamError.closedEarly }
-                }
-                group.addTask {
-                    let phase = try await activity.watch()
-                    let error = UpstreamError.timeout(phase)
-                    events.finish(throwing: error)
-                    throw error
-                }
-                defer { group.cancelAll() }
-                try await group.next()
+            // The watchdog is a timer: at the deadline it ends the events with the timeout and stops
+            // the reading (the pump's task), which closes the upstream connection.
+            let alarm = activity.arm(on: timers) { phase in
+                events.finish(throwing: UpstreamError.timeout(phase))
+                pump.cancel()
             }
+            defer { alarm.disarm() }
+            var parser = SSEParser()
+            var done = false
+            let emit: ([UInt8]) -> Void = { payload in
+                guard !done else { return }
+                if SSEParser.isDone(payload) {
+                    done = true
+                    events.finish()
+                } else if let isLastEvent, isLastEvent(payload) {
+                    events.yield(payload)
+                    done = true
+                    events.finish()
+                } else {
+                    events.yield(payload)
+                }
+            }
+            do {
+                for try await buffer in body {
+                    activity.extend(to: .now + idle, phase: .idle)
+                    parser.feed(buffer.readableBytesView, emit: emit)
+                }
+                parser.finish(emit: emit)
+            } catch {
+                if done { return }
+                throw map(error, phase: .idle)
+            }
+            if !done && !endsAtEOF { throw UpstreamError.closedEarly }
         }
     }
 
@@ -243,28 +255,22 @@ public struct OpenAIProvider: Provider {
     /// `idle` or a broken connection ends it with an error.
     static func pieces(
         of body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration,
-        total: ContinuousClock.Instant?, onEnd: @escaping @Sendable () -> Void
+        total: ContinuousClock.Instant?, timers: any EventLoop, onEnd: @escaping @Sendable () -> Void
     ) -> UpstreamEvents {
-        EventPump.start(onEnd: onEnd) { events in
+        EventPump.start(onEnd: onEnd) { events, pump in
             let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte, total: total)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    do {
-                        for try await buffer in body {
-                            activity.extend(to: .now + idle, phase: .idle)
-                            if buffer.readableBytes > 0 { events.yield(Array(buffer.readableBytesView)) }
-                        }
-                    } catch {
-                        throw map(error, phase: .idle)
-                    }
+            let alarm = activity.arm(on: timers) { phase in
+                events.finish(throwing: UpstreamError.timeout(phase))
+                pump.cancel()
+            }
+            defer { alarm.disarm() }
+            do {
+                for try await buffer in body {
+                    activity.extend(to: .now + idle, phase: .idle)
+                    if buffer.readableBytes > 0 { events.yield(Array(buffer.readableBytesView)) }
                 }
-                group.addTask {
-                    let error = UpstreamError.timeout(try await activity.watch())
-                    events.finish(throwing: error)
-                    throw error
-                }
-                defer { group.cancelAll() }
-                try await group.next()
+            } catch {
+                throw map(error, phase: .idle)
             }
         }
     }
@@ -288,4 +294,9 @@ public struct OpenAIProvider: Provider {
         }
         return UpstreamError.closedEarly
     }
+}
+
+/// The phase a watchdog's timer found expired, for the exchange it cancelled.
+final class TimedOut: Sendable {
+    let phase = Mutex<UpstreamError.Phase?>(nil)
 }

@@ -64,7 +64,7 @@ extension TestProvider {
         let tone = WAVTone(seconds: seconds)
         let pieces = max(1, config.test.tokens)
         let delay = config.test.tokenDelay
-        let events = EventPump.start { events in
+        let events = EventPump.start { events, _ in
             for piece in tone.chunks(count: pieces) {
                 try await Task.sleep(for: delay)
                 events.yield(piece)

@@ -64,7 +64,7 @@ public struct TestProvider: Provider {
         }
         let includeUsage = request.body["stream_options"]?["include_usage"]?.boolValue == true
         let endpoint = request.endpoint
-        let events = EventPump.start { events in
+        let events = EventPump.start { events, _ in
             func chunk(_ choice: JSONObject, usage: JSONValue? = nil) -> [UInt8] {
                 var object = JSONObject([
                     "id": id, "object": .string(endpoint.chunkObject), "created": .int(created), "model": plan.model,

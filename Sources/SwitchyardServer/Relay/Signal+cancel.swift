@@ -4,9 +4,11 @@ import Synchronization
 /// the caller asked to stop) or the calling task is cancelled.
 ///
 /// Signals fire outside the request's task (a client's departure is noticed on the connection's
-/// event loop), where no task can be cancelled directly; so the operation runs as a child of a task
-/// group beside a second child that waits for the first signal, and whichever finishes first ends the
-/// other. Structured: both children are done when this returns.
+/// event loop), where no task can be cancelled directly; so the operation runs as a task of its own
+/// whose handle the signals (and the caller's cancellation) cancel. Its own answer after a
+/// cancellation (it may end cleanly with what it had, as an assembled stream does) is the result.
+/// One task per call: a task group with a second child waiting for the signals cost a task, a
+/// continuation and a wake-up more, on every request.
 func untilSignalled<T: Sendable>(
     _ signals: [Signal?],
     _ operation: @escaping @Sendable () async throws -> T
@@ -14,20 +16,13 @@ func untilSignalled<T: Sendable>(
     let present = signals.compactMap { $0 }
     guard !present.isEmpty else { return try await operation() }
     if present.contains(where: \.hasFired) { throw CancellationError() }
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            await Signal.firstFire(of: present)
-            return nil
-        }
-        defer { group.cancelAll() }
-        // A signal first cancels the operation; its own answer (it may end cleanly with what it
-        // had, as an assembled stream does) is then the result.
-        while let next = try await group.next() {
-            if let value = next { return value }
-            group.cancelAll()
-        }
-        throw CancellationError()
+    let task = Task { try await operation() }
+    let registrations = present.map { $0.onFire { task.cancel() } }
+    defer { registrations.forEach { $0.cancel() } }
+    return try await withTaskCancellationHandler {
+        try await task.value
+    } onCancel: {
+        task.cancel()
     }
 }
 

@@ -40,7 +40,7 @@ struct ManagedProvider: Provider {
         }
         // In flight until the stream is over: finished, failed, or cancelled by the relay (which
         // cancels this pump, and through it the upstream's events).
-        let relayed = EventPump.start(onEnd: { supervisor.end(name) }) { out in
+        let relayed = EventPump.start(onEnd: { supervisor.end(name) }) { out, _ in
             while let payload = try await events.next() { out.yield(payload) }
         }
         return UpstreamResponse(status: response.status, headers: response.headers, body: .events(relayed))
