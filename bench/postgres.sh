@@ -44,6 +44,7 @@ GATEWAY_BIN=${BENCH_GATEWAY:-$BIN/switchyard}
 SCENARIOS=${BENCH_SCENARIOS:-sqlite pg-1 pg-2}
 PG_OPTIONS=${BENCH_PG_OPTIONS:--c synchronous_commit=off}
 WORK=$(mktemp -d)
+TIMES=$WORK/times.txt
 chmod 711 "$WORK"
 mkdir -p bench/results
 OUT=bench/results/postgres-$(date -u +%Y%m%dT%H%M%SZ).txt
@@ -116,7 +117,9 @@ proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 sum_ticks() { local pid total=0; for pid in "$@"; do total=$((total + $(proc_ticks "$pid"))); done; echo "$total"; }
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 HZ=$(getconf CLK_TCK)
-children_ticks() { times | awk -v hz="$HZ" 'NR == 2 {gsub(/[ms]/, " "); print int(($1 * 60 + $2 + $3 * 60 + $4) * hz)}'; }
+# `times` must run in this shell: in a $(...) subshell it sees that subshell's children (none), so it
+# writes to a file that children_ticks reads (call `builtin times >"$TIMES"` first, in the shell).
+children_ticks() { awk -v hz="$HZ" 'NR == 2 {gsub(/[ms]/, " "); print int(($1 * 60 + $2 + $3 * 60 + $4) * hz)}' "$TIMES"; }
 # PostgreSQL's processes: the postmaster and its children (backends come and go with connections,
 # but the gateways' pools keep theirs open).
 pg_pids() { [[ -n ${PG_PID:-} ]] && { echo "$PG_PID"; ps -o pid= --ppid "$PG_PID" | tr -d ' '; }; true; }
@@ -128,12 +131,14 @@ measured() {
     local busy0 gw0 pg0 lb0 up0 kids0 t0 t1 ours pgs
     pgs=$(pg_pids)
     busy0=$(busy_ticks) gw0=$(sum_ticks "${SUBJECTS[@]}") pg0=$(sum_ticks $pgs) lb0=$(sum_ticks ${NGINX:-})
+    builtin times >"$TIMES"
     up0=$(proc_ticks "$UPSTREAM") kids0=$(children_ticks)
     t0=$(date +%s%N)
     "$@" >"$WORK/out" || STATUS=1
     t1=$(date +%s%N)
     GW_TICKS=$(($(sum_ticks "${SUBJECTS[@]}") - gw0))
     PG_TICKS=$(($(sum_ticks $(pg_pids)) - pg0))
+    builtin times >"$TIMES"
     ours=$((GW_TICKS + PG_TICKS + $(sum_ticks ${NGINX:-}) - lb0 + $(proc_ticks "$UPSTREAM") - up0 + $(children_ticks) - kids0))
     OTHER_PCT=$((100 * ($(busy_ticks) - busy0 - ours) * 1000000000 / ((t1 - t0) * HZ * $(nproc))))
     ((OTHER_PCT >= 0)) || OTHER_PCT=0

@@ -11,6 +11,11 @@
 #   BENCH_GATEWAY=PATH (another switchyard binary, e.g. an older build to compare with),
 #   BENCH_POSTGRES=1 (then the PostgreSQL scenarios, bench/postgres.sh: SQLite, PostgreSQL with one
 #   replica and with two behind nginx, limits on; also runnable alone).
+#   Also opt-in, run after the tables in this order, each a standalone script with its own servers:
+#   BENCH_DISCONNECT=1 (bench/disconnect.py: client disconnect -> upstream connection closed, vs nginx),
+#   BENCH_OPEN_STREAMS=N (bench/open_streams.py: N concurrent open streams, memory per stream, vs nginx;
+#   1 means 10000), BENCH_SOAK=SECONDS (bench/soak.sh: wrk at 64 connections for that long, RSS flat
+#   or growing; 1 means 600).
 # The full output is also kept in bench/results/ (ignored by git).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +29,7 @@ STREAMS=256
 BIN=.build/release
 GATEWAY_BIN=${BENCH_GATEWAY:-$BIN/switchyard}
 WORK=$(mktemp -d)
+TIMES=$WORK/times.txt
 mkdir -p bench/results
 OUT=bench/results/run-$(date -u +%Y%m%dT%H%M%SZ).txt
 exec > >(tee "$OUT") 2>&1
@@ -79,7 +85,9 @@ proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 # CPU time of this shell's finished children (wrk, the stream client), in clock ticks.
 HZ=$(getconf CLK_TCK)
-children_ticks() { times | awk -v hz="$HZ" 'NR == 2 {gsub(/[ms]/, " "); print int(($1 * 60 + $2 + $3 * 60 + $4) * hz)}'; }
+# `times` must run in this shell: in a $(...) subshell it sees that subshell's children (none), so it
+# writes to a file that children_ticks reads (call `builtin times >"$TIMES"` first, in the shell).
+children_ticks() { awk -v hz="$HZ" 'NR == 2 {gsub(/[ms]/, " "); print int(($1 * 60 + $2 + $3 * 60 + $4) * hz)}' "$TIMES"; }
 
 # Runs a command with its output in $WORK/out and sets GATEWAY_TICKS (the gateway's CPU time meanwhile)
 # and OTHER_PCT: the share of both cores used by processes that are not part of the benchmark. The
@@ -87,11 +95,13 @@ children_ticks() { times | awk -v hz="$HZ" 'NR == 2 {gsub(/[ms]/, " "); print in
 measured() {
     local busy0 gw0 up0 kids0 t0 t1 ours
     local subject=${MEASURED_PID:-$GATEWAY}
+    builtin times >"$TIMES"
     busy0=$(busy_ticks) gw0=$(proc_ticks "$subject") up0=$(proc_ticks "$UPSTREAM") kids0=$(children_ticks)
     t0=$(date +%s%N)
     "$@" >"$WORK/out" || STATUS=1
     t1=$(date +%s%N)
     GATEWAY_TICKS=$(($(proc_ticks "$subject") - gw0))
+    builtin times >"$TIMES"
     ours=$((GATEWAY_TICKS + $(proc_ticks "$UPSTREAM") - up0 + $(children_ticks) - kids0))
     OTHER_PCT=$((100 * ($(busy_ticks) - busy0 - ours) * 1000000000 / ((t1 - t0) * HZ * $(nproc))))
     ((OTHER_PCT >= 0)) || OTHER_PCT=0
@@ -296,11 +306,28 @@ echo "streams: ttft p50 nginx $(field ttft_p50_ms "$n") ms, gateway $(field ttft
 echo "full output: $OUT"
 ((STATUS == 0)) || echo "SOME REQUESTS OR STREAMS FAILED: see the lines above" >&2
 
+# The opt-in scenarios: the servers above are done with; each script starts its own on other ports.
+stop_servers
 if [[ ${BENCH_POSTGRES:-0} == 1 ]]; then
-    # The servers above are done with; the PostgreSQL scenarios start their own on other ports.
-    stop_servers
     echo
     echo "== PostgreSQL scenarios (bench/postgres.sh)"
     BENCH_NO_BUILD=1 BENCH_GATEWAY=$GATEWAY_BIN bench/postgres.sh || STATUS=1
+fi
+if [[ ${BENCH_DISCONNECT:-0} == 1 ]]; then
+    echo
+    echo "== disconnect -> upstream connection closed (bench/disconnect.py)"
+    BENCH_GATEWAY=$GATEWAY_BIN timeout 1800 python3 bench/disconnect.py || STATUS=1
+fi
+if [[ ${BENCH_OPEN_STREAMS:-0} != 0 ]]; then
+    n=$BENCH_OPEN_STREAMS
+    [[ $n == 1 ]] && n=10000
+    echo
+    echo "== $n concurrent open streams (bench/open_streams.py)"
+    BENCH_GATEWAY=$GATEWAY_BIN timeout 1800 python3 bench/open_streams.py --streams "$n" || STATUS=1
+fi
+if [[ ${BENCH_SOAK:-0} != 0 ]]; then
+    echo
+    echo "== soak (bench/soak.sh)"
+    BENCH_NO_BUILD=1 BENCH_GATEWAY=$GATEWAY_BIN bench/soak.sh "$BENCH_SOAK" || STATUS=1
 fi
 exit $STATUS
