@@ -64,11 +64,11 @@ class Replicas:
         self.started: list[Gateway] = []
 
     def start(self, name: str, replicas: str | None = SESSION_REPLICAS, database: str | None = None,
-              grace: str = "5s") -> Gateway:
+              grace: str = "5s", **config) -> Gateway:
         port = free_port()
         gateway = Gateway(
             name, self.workdir / f"{name}-{uuid.uuid4().hex[:6]}",
-            config_text(port, database or self.database, self.upstream.port, replicas, grace=grace), port,
+            config_text(port, database or self.database, self.upstream.port, replicas, grace=grace, **config), port,
         )
         self.started.append(gateway)
         _GATEWAYS.append(gateway)

@@ -38,9 +38,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def config_text(port: int, database: str, upstream_port: int, replicas: str | None, grace: str = "5s") -> str:
+def config_text(port: int, database: str, upstream_port: int, replicas: str | None, grace: str = "5s",
+                extra_providers: list[str] = (), extra_models: list[str] = (), routing: str | None = None) -> str:
     """One replica's config: the fake upstream behind `m` (priced per token) and `per-request`
-    (priced per request); no retries and no cooldowns, so every count is the gateway's admission."""
+    (priced per request); no retries and no cooldowns, so every count is the gateway's admission
+    (unless a test gives `routing` and providers and models of its own, as indented YAML lines)."""
     lines = [
         f"server: {{host: 127.0.0.1, port: {port}, shutdown_grace: {grace}}}",
         f'database: "{database}"',
@@ -53,10 +55,12 @@ def config_text(port: int, database: str, upstream_port: int, replicas: str | No
         "providers:",
         f'  up: {{kind: openai, base_url: "http://127.0.0.1:{upstream_port}/v1", api_key: upstream-secret,'
         " max_connections: 1024, max_queue: 4096, timeouts: {connect: 2s, first_byte: 30s, idle: 30s}}",
+        *extra_providers,
         "models:",
         '  m: {deployments: [{provider: up, model: up-m}], price: {input: "1.00", output: "2.00"}}',
         '  per-request: {deployments: [{provider: up, model: up-r}], price: {request: "0.01"}}',
-        "routing: {max_attempts: 1, deadline: 30s, cooldown: {failures: 1000000}}",
+        *extra_models,
+        routing or "routing: {max_attempts: 1, deadline: 30s, cooldown: {failures: 1000000}}",
     ]
     return "\n".join(lines) + "\n"
 
