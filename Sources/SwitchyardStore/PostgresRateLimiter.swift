@@ -25,7 +25,8 @@ enum LimitWriteResult: Sendable {
 /// group-committed (`GroupCommit`): one transaction per batch locks the rows of every scope the batch
 /// names (in one order, so batches cannot deadlock), reads the database's clock, applies the batch in
 /// arrival order with the same `LimitBook` the in-memory adapter uses, and writes the rows back —
-/// five statements however large the batch, never a transaction per counter.
+/// four statements however large the batch (make missing rows, lock, read, write), never a
+/// transaction per counter.
 ///
 /// Fail closed: when the database cannot be reached, admission throws `RateLimitRefusal.unavailable`
 /// (a 503) rather than counting locally. Requests that no limit applies to never touch it.
@@ -185,21 +186,35 @@ struct LimitBatch: Sendable {
             if admitted.isSubset(of: stored.keys) { break }
         }
         guard admitted.isSubset(of: stored.keys) else { throw SQLStoreError.corruptValue("limit_windows rows keep vanishing") }
-        let now = try await ReplicaWire.databaseMillis(in: database)
-
-        // Releases first: they happened before this transaction, so their slots are free for it.
-        if !released.isEmpty {
-            try await database.raw("DELETE FROM limit_leases WHERE grant_id IN (\(binds: released))").run()
-        }
-        if !slotted.isEmpty {
-            for row in try await database.raw(
+        // One statement, read after the locks are held: the database's clock, the releases (they
+        // happened before this transaction, so their slots are free for it) and the live leases of
+        // every scope with a concurrency rule. A statement does not see its own CTEs' deletions, so
+        // the live count subtracts the released leases that had not expired yet.
+        let now: Int64
+        do {
+            let releasing: SQLQueryString = released.isEmpty
+                ? "released (scope, expires_ms) AS (SELECT CAST(NULL AS TEXT), CAST(NULL AS BIGINT) WHERE false)"
+                : "released AS (DELETE FROM limit_leases WHERE grant_id IN (\(binds: released)) RETURNING scope, expires_ms)"
+            let counted: SQLQueryString = slotted.isEmpty
+                ? "held (scope, n) AS (SELECT CAST(NULL AS TEXT), CAST(NULL AS BIGINT) WHERE false)"
+                : """
+                    held AS (SELECT l.scope, COUNT(*) AS n FROM limit_leases l, c
+                        WHERE l.scope IN (\(binds: slotted.sorted())) AND l.expires_ms > c.now GROUP BY l.scope)
+                    """
+            let rows = try await database.raw(
                 """
-                SELECT scope, COUNT(*) AS held FROM limit_leases
-                WHERE scope IN (\(binds: slotted.sorted())) AND expires_ms > \(bind: now) GROUP BY scope
+                WITH c AS (SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT) AS now),
+                    \(releasing), \(counted),
+                    gone AS (SELECT r.scope, COUNT(*) AS n FROM released r, c WHERE r.expires_ms > c.now GROUP BY r.scope)
+                SELECT c.now, h.scope, CAST(h.n - COALESCE(g.n, 0) AS BIGINT) AS held
+                FROM c LEFT JOIN held h ON true LEFT JOIN gone g ON g.scope = h.scope
                 """
-            ).all() {
-                let name: String = try row.decode(column: "scope", as: String.self)
-                if let key = keysByRow[name] { book.entries[key]?.inFlight = try row.decode(column: "held", as: Int.self) }
+            ).all()
+            guard let first = rows.first else { throw SQLStoreError.corruptValue("the database's clock") }
+            now = try first.decode(column: "now", as: Int64.self)
+            for row in rows {
+                guard let name = try row.decode(column: "scope", as: String?.self), let key = keysByRow[name] else { continue }
+                book.entries[key]?.inFlight = Int(try row.decode(column: "held", as: Int64.self))
             }
         }
 
@@ -235,13 +250,15 @@ struct LimitBatch: Sendable {
             updates += "(\(bind: row), \(bind: requests), \(bind: tokens), \(bind: now))"
             changed += 1
         }
+        // The writes in one statement: the windows and the new leases.
+        var writes: [SQLQueryString] = []
         if changed > 0 {
-            try await database.raw(
+            writes.append(
                 """
-                UPDATE limit_windows SET requests = v.requests, tokens = v.tokens, touched_ms = CAST(v.touched AS BIGINT)
-                FROM (VALUES \(updates)) AS v (scope, requests, tokens, touched) WHERE limit_windows.scope = v.scope
-                """
-            ).run()
+                windows AS (UPDATE limit_windows SET requests = v.requests, tokens = v.tokens,
+                    touched_ms = CAST(v.touched AS BIGINT)
+                FROM (VALUES \(updates)) AS v (scope, requests, tokens, touched) WHERE limit_windows.scope = v.scope)
+                """)
         }
         if !leases.isEmpty {
             var values: SQLQueryString = ""
@@ -249,9 +266,10 @@ struct LimitBatch: Sendable {
                 if index > 0 { values += ", " }
                 values += "(\(bind: lease.grant), \(bind: lease.row), \(bind: instance), \(bind: now + leaseMillis))"
             }
-            try await database.raw(
-                "INSERT INTO limit_leases (grant_id, scope, instance, expires_ms) VALUES \(values)"
-            ).run()
+            writes.append("leases AS (INSERT INTO limit_leases (grant_id, scope, instance, expires_ms) VALUES \(values))")
+        }
+        if !writes.isEmpty {
+            try await database.raw("WITH \(writes.joined(separator: ", ")) SELECT 1").run()
         }
         return results
     }

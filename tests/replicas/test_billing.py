@@ -13,7 +13,7 @@ from replica_helpers import burst, chat, money
 REQUESTS = 1000
 COVERED = 50
 PRICE = Decimal("0.01")  # `per-request`: price {request: "0.01"}, so the hold is the cost
-UPSTREAM_DELAY_MS = 300  # the admitted hold their money while the rest race for it
+UPSTREAM_DELAY_MS = 600  # the admitted hold their money while the rest race for it (and the watcher sees it)
 
 
 def test_1000_requests_racing_a_balance_for_50_never_overspend(pair, upstream, tag):
@@ -37,6 +37,11 @@ def test_1000_requests_racing_a_balance_for_50_never_overspend(pair, upstream, t
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    # The watcher reads before the race starts, so a busy machine cannot leave it unscheduled for all of it.
+    for _ in range(500):
+        if seen:
+            break
+        time.sleep(0.01)
     try:
         answers = burst(
             [(replicas[i % 2], key, chat(tag, words=3, delay_ms=UPSTREAM_DELAY_MS, model="per-request")) for i in range(REQUESTS)],
