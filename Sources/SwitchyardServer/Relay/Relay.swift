@@ -219,11 +219,21 @@ extension Request {
     }
 
     /// The key from `Authorization: Bearer …`.
+    /// The token of `Authorization: Bearer TOKEN` (the scheme in any case, spaces and tabs around
+    /// the token dropped), read as bytes: no Unicode case mapping or character sets on every request.
     var bearerToken: String? {
         guard let header = headers[.authorization] else { return nil }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return parts[1].trimmingCharacters(in: .whitespaces)
+        var bytes = Substring(header).utf8[...]
+        let scheme = Array("bearer".utf8)
+        guard bytes.count > scheme.count,
+            zip(bytes.prefix(scheme.count), scheme).allSatisfy({ ($0 | 0x20) == $1 }),
+            bytes[bytes.index(bytes.startIndex, offsetBy: scheme.count)] == UInt8(ascii: " ")
+        else { return nil }
+        bytes = bytes.dropFirst(scheme.count + 1)
+        func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+        while let first = bytes.first, isSpace(first) { bytes = bytes.dropFirst() }
+        while let last = bytes.last, isSpace(last) { bytes = bytes.dropLast() }
+        return String(Substring(bytes))
     }
 }
 
