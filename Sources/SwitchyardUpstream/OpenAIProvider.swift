@@ -11,8 +11,8 @@ import SwitchyardCore
 public struct OpenAIProvider: Provider {
     public let config: ProviderConfig
     let client: HTTPClient
-    /// Where the exchanges' watchdogs keep their timers (`ActivityDeadline`).
-    var timers: any EventLoop { client.eventLoopGroup.any() }
+    /// The exchanges' watchdogs, checked by one timer (`Watchdogs`).
+    let timers: Watchdogs
     /// Requests in flight to this upstream, bounded by `max_connections`, and those waiting, by `max_queue`.
     let gate: ConnectionGate
     private let baseURL: String
@@ -37,6 +37,7 @@ public struct OpenAIProvider: Provider {
     ) {
         self.config = config
         self.client = client
+        self.timers = Watchdogs(eventLoop: client.eventLoopGroup.next())
         self.gate = ConnectionGate(capacity: config.maxConnections, maxWaiters: config.maxQueue)
         self.baseURL = config.baseURL.hasSuffix("/") ? String(config.baseURL.dropLast()) : config.baseURL
         var headers = authentication
@@ -170,7 +171,7 @@ public struct OpenAIProvider: Provider {
     /// exchange, not a group of two.
     static func collect(
         _ body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration,
-        total: ContinuousClock.Instant?, timers: any EventLoop
+        total: ContinuousClock.Instant?, timers: Watchdogs
     ) async throws -> [UInt8] {
         let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte, total: total)
         let timedOut = TimedOut()
@@ -189,7 +190,7 @@ public struct OpenAIProvider: Provider {
             }
             return bytes
         }
-        let alarm = activity.arm(on: timers) { phase in
+        let alarm = timers.arm(activity) { phase in
             timedOut.phase.withLock { $0 = phase }
             reader.cancel()
         }
@@ -210,14 +211,14 @@ public struct OpenAIProvider: Provider {
     /// the rest of the body is drained, so that the connection goes back to the pool.
     static func events(
         of body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration,
-        total: ContinuousClock.Instant?, timers: any EventLoop, isLastEvent: (@Sendable ([UInt8]) -> Bool)? = nil,
+        total: ContinuousClock.Instant?, timers: Watchdogs, isLastEvent: (@Sendable ([UInt8]) -> Bool)? = nil,
         endsAtEOF: Bool = false, onEnd: @escaping @Sendable () -> Void
     ) -> UpstreamEvents {
         EventPump.start(onEnd: onEnd) { events, pump in
             let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte, total: total)
             // The watchdog is a timer: at the deadline it ends the events with the timeout and stops
             // the reading (the pump's task), which closes the upstream connection.
-            let alarm = activity.arm(on: timers) { phase in
+            let alarm = timers.arm(activity) { phase in
                 events.finish(throwing: UpstreamError.timeout(phase))
                 pump.cancel()
             }
@@ -255,11 +256,11 @@ public struct OpenAIProvider: Provider {
     /// `idle` or a broken connection ends it with an error.
     static func pieces(
         of body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration,
-        total: ContinuousClock.Instant?, timers: any EventLoop, onEnd: @escaping @Sendable () -> Void
+        total: ContinuousClock.Instant?, timers: Watchdogs, onEnd: @escaping @Sendable () -> Void
     ) -> UpstreamEvents {
         EventPump.start(onEnd: onEnd) { events, pump in
             let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte, total: total)
-            let alarm = activity.arm(on: timers) { phase in
+            let alarm = timers.arm(activity) { phase in
                 events.finish(throwing: UpstreamError.timeout(phase))
                 pump.cancel()
             }
