@@ -45,6 +45,8 @@ SCENARIOS=${BENCH_SCENARIOS:-sqlite pg-1 pg-2}
 PG_OPTIONS=${BENCH_PG_OPTIONS:--c synchronous_commit=off}
 WORK=$(mktemp -d)
 TIMES=$WORK/times.txt
+# alive, port_in_use, start, field, vm, proc_ticks, busy_ticks, children_ticks, ratio
+source "$(dirname "$0")/lib.sh"
 chmod 711 "$WORK"
 mkdir -p bench/results
 OUT=bench/results/postgres-$(date -u +%Y%m%dT%H%M%SZ).txt
@@ -52,7 +54,6 @@ exec > >(tee "$OUT") 2>&1
 . scripts/lib-postgres.sh
 
 PIDS=()
-alive() { local state; state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true); [[ -n $state && $state != Z ]]; }
 stop_pids() {
     local pid i
     for pid in "$@"; do kill "$pid" 2>/dev/null || true; done
@@ -93,33 +94,7 @@ else
     GATEWAY_CPU=() OTHERS_CPU=() LB_CPU=() PG_CPU_SET=
 fi
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Starts a server in the background, waits (at most 30 s) for the line it prints when ready, and sets
-# STARTED to its pid.
-start() {
-    local name=$1 ready=$2 i; shift 2
-    "$@" >"$WORK/$name.log" 2>&1 &
-    STARTED=$!
-    PIDS+=("$STARTED")
-    for ((i = 0; i < 300; i++)); do
-        if grep -qs "$ready" "$WORK/$name.log"; then return; fi
-        if ! kill -0 "$STARTED" 2>/dev/null; then break; fi
-        sleep 0.1
-    done
-    echo "error: $name did not start; its output:" >&2
-    cat "$WORK/$name.log" >&2
-    exit 1
-}
-
-field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
-proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 sum_ticks() { local pid total=0; for pid in "$@"; do total=$((total + $(proc_ticks "$pid"))); done; echo "$total"; }
-busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
-HZ=$(getconf CLK_TCK)
-# `times` must run in this shell: in a $(...) subshell it sees that subshell's children (none), so it
-# writes to a file that children_ticks reads (call `builtin times >"$TIMES"` first, in the shell).
-children_ticks() { awk -v hz="$HZ" 'NR == 2 {gsub(/[ms]/, " "); print int(($1 * 60 + $2 + $3 * 60 + $4) * hz)}' "$TIMES"; }
 # PostgreSQL's processes: the postmaster and its children (backends come and go with connections,
 # but the gateways' pools keep theirs open).
 pg_pids() { [[ -n ${PG_PID:-} ]] && { echo "$PG_PID"; ps -o pid= --ppid "$PG_PID" | tr -d ' '; }; true; }
@@ -355,7 +330,6 @@ for scenario in direct $SCENARIOS; do
         "$(field other_cpu_pct "$a")% / $(field other_cpu_pct "$b")%"
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 times() { local r; r=$(ratio "$1" "$2"); [[ $r == - ]] && echo — || echo "$r×"; }
 describe() {
     case $1 in

@@ -29,7 +29,6 @@ STREAMS=256
 BIN=.build/release
 GATEWAY_BIN=${BENCH_GATEWAY:-$BIN/switchyard}
 WORK=$(mktemp -d)
-TIMES=$WORK/times.txt
 mkdir -p bench/results
 OUT=bench/results/run-$(date -u +%Y%m%dT%H%M%SZ).txt
 exec > >(tee "$OUT") 2>&1
@@ -60,34 +59,8 @@ else
     GATEWAY_CPU=() OTHERS_CPU=()
 fi
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Starts a server in the background, waits (at most 30 s) for the line it prints when ready, and sets
-# STARTED to its pid (not echoed: a $(...) subshell would lose the pid list the EXIT trap needs).
-start() {
-    local name=$1 ready=$2 i; shift 2
-    "$@" >"$WORK/$name.log" 2>&1 &
-    STARTED=$!
-    PIDS+=("$STARTED")
-    for ((i = 0; i < 300; i++)); do
-        if grep -q "$ready" "$WORK/$name.log"; then return; fi
-        if ! kill -0 "$STARTED" 2>/dev/null; then break; fi
-        sleep 0.1
-    done
-    echo "error: $name did not start; its output:" >&2
-    cat "$WORK/$name.log" >&2
-    exit 1
-}
-
-field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
-vm() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$2/status"; }
-proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
-# CPU time of this shell's finished children (wrk, the stream client), in clock ticks.
-HZ=$(getconf CLK_TCK)
-# `times` must run in this shell: in a $(...) subshell it sees that subshell's children (none), so it
-# writes to a file that children_ticks reads (call `builtin times >"$TIMES"` first, in the shell).
-children_ticks() { awk -v hz="$HZ" 'NR == 2 {gsub(/[ms]/, " "); print int(($1 * 60 + $2 + $3 * 60 + $4) * hz)}' "$TIMES"; }
+# port_in_use, start, field, vm, proc_ticks, busy_ticks, children_ticks, ratio
+source "$(dirname "$0")/lib.sh"
 
 # Runs a command with its output in $WORK/out and sets GATEWAY_TICKS (the gateway's CPU time meanwhile)
 # and OTHER_PCT: the share of both cores used by processes that are not part of the benchmark. The
@@ -288,7 +261,6 @@ echo "gateway RSS at end ${RSS_END} KB; peak RSS (VmHWM) ${HWM} KB"
 echo "nginx peak RSS (VmHWM) ${NGINX_HWM} KB"
 echo
 echo "== against nginx (ratios in the same run; the targets of docs/BENCHMARKS.md)"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 printf "%5s | %9s %9s %7s | %9s %9s %7s | %11s %11s %7s\n" conc "nginx/s" "gw/s" "gw/ngx" \
     "ngx add50" "gw add50" "gw/ngx" "ngx us/req" "gw us/req" "gw/ngx"
 while read -r c _ d; do

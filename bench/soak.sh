@@ -60,32 +60,12 @@ else
     GATEWAY_CPU=() OTHERS_CPU=()
 fi
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-start() { # NAME READY-TEXT COMMAND...: sets STARTED to its pid once READY-TEXT is in its log (30 s at most)
-    local name=$1 ready=$2 i; shift 2
-    "$@" >"$WORK/$name.log" 2>&1 &
-    STARTED=$!
-    PIDS+=("$STARTED")
-    for ((i = 0; i < 300; i++)); do
-        if grep -q "$ready" "$WORK/$name.log"; then return; fi
-        if ! kill -0 "$STARTED" 2>/dev/null; then break; fi
-        sleep 0.1
-    done
-    echo "error: $name did not start; its output:" >&2
-    cat "$WORK/$name.log" >&2
-    exit 1
-}
-alive() { local state; state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true); [[ -n $state && $state != Z ]]; }
-field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
-vm() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$2/status" 2>/dev/null || echo -; }
-proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
-HZ=$(getconf CLK_TCK)
-# Sets KIDS to the CPU time (ticks) of this shell's finished children (wrk). `times` must run in this
-# shell itself: in a $(...) subshell it reports the subshell's children, none.
-children_ticks() {
-    times >"$WORK/times"
-    KIDS=$(awk -v hz="$HZ" 'NR == 2 {gsub(/[ms]/, " "); print int(($1 * 60 + $2 + $3 * 60 + $4) * hz)}' "$WORK/times")
+# port_in_use, start, alive, field, vm, proc_ticks, busy_ticks, children_ticks (lib.sh)
+source "$(dirname "$0")/lib.sh"
+# Sets KIDS to the CPU time (ticks) of this shell's finished children (wrk): `times` in this shell.
+kids_ticks() {
+    builtin times >"$TIMES"
+    KIDS=$(children_ticks)
 }
 
 # --- tools and binaries -------------------------------------------------------------------------
@@ -152,7 +132,7 @@ row "" "" "" "" "" "" "(end)" "(end)" "/req" ""
 elapsed=0 chunk=0
 while ((elapsed < SOAK)); do
     d=$((SOAK - elapsed < CHUNK ? SOAK - elapsed : CHUNK))
-    children_ticks
+    kids_ticks
     busy0=$(busy_ticks) gw0=$(proc_ticks "$GATEWAY") up0=$(proc_ticks "$UPSTREAM") kids0=$KIDS t0=$(date +%s%N)
     start_ms=$(((t0 - T0) / 1000000))
     timeout $((d + 30)) "${OTHERS_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"${d}s" --timeout 5s -s bench/chat.lua \
@@ -168,7 +148,7 @@ while ((elapsed < SOAK)); do
     out=$(grep '^RESULT' "$WORK/out" || true)
     [[ -n $out ]] || { echo "error: wrk printed no RESULT:" >&2; cat "$WORK/out" >&2; exit 1; }
     gw=$(($(proc_ticks "$GATEWAY") - gw0))
-    children_ticks
+    kids_ticks
     ours=$((gw + $(proc_ticks "$UPSTREAM") - up0 + KIDS - kids0))
     other=$((100 * ($(busy_ticks) - busy0 - ours) * 1000000000 / ((t1 - t0) * HZ * $(nproc))))
     requests=$(field requests "$out")
