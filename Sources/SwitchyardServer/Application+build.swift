@@ -90,15 +90,13 @@ public func buildApplication(
         authenticator.apply(event)
         if case .cooldown(let deployment, let millis) = event { cooldowns.cool(deployment, for: .milliseconds(millis)) }
     }
-    if !(bus is LocalReplicaBus) {
-        let logger = dependencies.logger
-        cooldowns.onCooled { deployment, duration in
-            Task {
-                do {
-                    try await bus.publish(.cooldown(deployment: deployment, millis: duration.millis))
-                } catch {
-                    logger.warning("a cooldown was not shared with the other replicas", metadata: ["deployment": "\(deployment)"])
-                }
+    let logger = dependencies.logger
+    cooldowns.onCooled { deployment, duration in
+        Task {
+            do {
+                try await bus.publish(.cooldown(deployment: deployment, millis: duration.millis))
+            } catch {
+                logger.warning("a cooldown was not shared with the other replicas", metadata: ["deployment": "\(deployment)"])
             }
         }
     }

@@ -48,8 +48,8 @@ public func serve(
     )
     let grace = config.server.shutdownGrace
     // Shut down in reverse: the drain first (the server still answers, with 503), then the server,
-    // then the shared limiter, bus and heartbeat (when replicas share PostgreSQL), then the ledger writer (writing the settlements of the requests that just ended), then the
-    // database.
+    // then the shared limiter, bus and heartbeat (when replicas share PostgreSQL), then the ledger
+    // writer (writing the settlements of the requests that just ended), then the database.
     var configuration = ServiceGroupConfiguration(
         services: [.init(service: store), .init(service: store.ledgerWriter)]
             + (shared?.services ?? []).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) } + [

@@ -140,8 +140,9 @@ struct LimitBatch: Sendable {
             switch write {
             case .admit(let rules, _, _):
                 for rule in rules {
-                    admitted.insert(Self.rowKey(LimitBook.Key(scope: rule.scope, name: rule.name)))
-                    if rule.concurrent != nil { slotted.insert(Self.rowKey(LimitBook.Key(scope: rule.scope, name: rule.name))) }
+                    let row = Self.rowKey(LimitBook.Key(scope: rule.scope, name: rule.name))
+                    admitted.insert(row)
+                    if rule.concurrent != nil { slotted.insert(row) }
                 }
             case .finish(let grant, _), .revoke(let grant):
                 if grant.scopes.contains(where: \.concurrent) { released.append(Int64(bitPattern: grant.id)) }

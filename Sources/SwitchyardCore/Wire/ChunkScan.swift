@@ -72,7 +72,7 @@ private struct Scanner {
                 while true {
                     skipSpace()
                     let keyStart = position
-                    let key = try keyBytes()
+                    let key = try plainString()
                     skipSpace()
                     try expect(UInt8(ascii: ":"))
                     skipSpace()
@@ -156,22 +156,8 @@ private struct Scanner {
     mutating func choices() throws -> [ChunkScan.Choice] {
         try expect(UInt8(ascii: "["))
         var list: [ChunkScan.Choice] = []
-        skipSpace()
-        if peek() == UInt8(ascii: "]") {
-            position += 1
-            return list
-        }
-        while true {
-            skipSpace()
-            list.append(try choice())
-            skipSpace()
-            if peek() == UInt8(ascii: ",") {
-                position += 1
-                continue
-            }
-            try expect(UInt8(ascii: "]"))
-            return list
-        }
+        try elements { scanner in list.append(try scanner.choice()) }
+        return list
     }
 
     mutating func choice() throws -> ChunkScan.Choice {
@@ -240,7 +226,7 @@ private struct Scanner {
         }
         while true {
             skipSpace()
-            let key = try keyBytes()
+            let key = try plainString()
             skipSpace()
             try expect(UInt8(ascii: ":"))
             skipSpace()
@@ -251,6 +237,26 @@ private struct Scanner {
                 continue
             }
             try expect(UInt8(ascii: "}"))
+            return
+        }
+    }
+
+    /// Reads the elements of an array whose `[` was read, through its `]`.
+    mutating func elements(_ body: (inout Scanner) throws -> Void) throws {
+        skipSpace()
+        if peek() == UInt8(ascii: "]") {
+            position += 1
+            return
+        }
+        while true {
+            skipSpace()
+            try body(&self)
+            skipSpace()
+            if peek() == UInt8(ascii: ",") {
+                position += 1
+                continue
+            }
+            try expect(UInt8(ascii: "]"))
             return
         }
     }
@@ -266,22 +272,7 @@ private struct Scanner {
             try members { scanner, _ in try scanner.skipValue(depth: depth + 1) }
         case UInt8(ascii: "["):
             position += 1
-            skipSpace()
-            if peek() == UInt8(ascii: "]") {
-                position += 1
-                return
-            }
-            while true {
-                skipSpace()
-                try skipValue(depth: depth + 1)
-                skipSpace()
-                if peek() == UInt8(ascii: ",") {
-                    position += 1
-                    continue
-                }
-                try expect(UInt8(ascii: "]"))
-                return
-            }
+            try elements { scanner in try scanner.skipValue(depth: depth + 1) }
         case UInt8(ascii: "t"): try literal("true")
         case UInt8(ascii: "f"): try literal("false")
         case UInt8(ascii: "n"): try literal("null")
@@ -338,8 +329,9 @@ private struct Scanner {
         position += count
     }
 
-    /// A key without escapes (an escaped key could spell one this scan reads), quotes excluded.
-    mutating func keyBytes() throws -> UnsafeBufferPointer<UInt8>.SubSequence {
+    /// A string without escapes, quotes excluded: a key (an escaped key could spell one this scan
+    /// reads) or a finish reason.
+    mutating func plainString() throws -> UnsafeBufferPointer<UInt8>.SubSequence {
         try expect(UInt8(ascii: "\""))
         let start = position
         while position < bytes.count {
@@ -369,18 +361,7 @@ private struct Scanner {
             try literal("null")
             return nil
         }
-        try expect(UInt8(ascii: "\""))
-        let start = position
-        while position < bytes.count {
-            let byte = bytes[position]
-            if byte == UInt8(ascii: "\"") {
-                position += 1
-                return String(decoding: bytes[start..<(position - 1)], as: UTF8.self)
-            }
-            guard byte >= 0x20, byte != UInt8(ascii: "\\") else { throw GiveUp() }
-            position += 1
-        }
-        throw GiveUp()
+        return String(decoding: try plainString(), as: UTF8.self)
     }
 
     /// A whole string, validated; its length in UTF-8 bytes once its escapes are decoded.

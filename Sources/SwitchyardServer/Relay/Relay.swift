@@ -218,7 +218,6 @@ extension Request {
         }
     }
 
-    /// The key from `Authorization: Bearer …`.
     /// The token of `Authorization: Bearer TOKEN` (the scheme in any case, spaces and tabs around
     /// the token dropped), read as bytes: no Unicode case mapping or character sets on every request.
     var bearerToken: String? {
