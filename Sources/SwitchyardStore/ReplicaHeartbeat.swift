@@ -125,6 +125,8 @@ final class ReplicaHeartbeat: Service, Sendable {
             for replica in dead {
                 released += try await SQLBillingStore.releaseRunning(
                     instance: replica, reason: EndReason.replicaLost.rawValue, at: now, in: database)
+                // Its slots are given back now, not when their leases run out.
+                try await database.raw("DELETE FROM limit_leases WHERE instance = \(bind: replica)").run()
                 try await database.raw("DELETE FROM replicas WHERE instance = \(bind: replica)").run()
             }
             return (released, dead)
