@@ -23,8 +23,8 @@ import Synchronization
 /// the database is unreachable the pool keeps trying to connect (backing off) and its callers get
 /// `BillingStoreError.unavailable` instead of waiting for it.
 final class PostgresTransactions: TransactionRunner, Sendable {
-    /// Per core: on a two-core machine that makes four, plenty for short transactions.
-    static let connectionsPerCore = 2
+    /// Per event loop: on a two-core machine that makes four, plenty for short transactions.
+    static let connectionsPerEventLoop = 2
     /// How long a unit of work waits for a connection (PostgresNIO's connect timeout is 10 s too).
     static let leaseTimeout = Duration.seconds(10)
 
@@ -36,7 +36,8 @@ final class PostgresTransactions: TransactionRunner, Sendable {
 
     init(configuration: SQLPostgresConfiguration, logger: Logger, eventLoopGroup: any EventLoopGroup) {
         var options = PostgresClient.Configuration.Options()
-        options.maximumConnections = Self.connectionsPerCore * max(System.coreCount, 1)
+        let eventLoops = Array(eventLoopGroup.makeIterator()).count
+        options.maximumConnections = Self.connectionsPerEventLoop * max(eventLoops, 1)
         options.connectTimeout = .seconds(10)
         // Transactions are short and the pool is small: keep what was opened for a while, and let
         // the keep-alive ping find a connection that died while idle.
