@@ -127,5 +127,15 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for gateway in _GATEWAYS:
             state = "running" if gateway.alive() else f"exited {gateway.popen.returncode if gateway.popen else '-'}"
+            output = gateway.output()
+            # A crash's backtrace fills the tail: its cause (Swift prints it first) and the crashed
+            # thread's top frames are what say why.
+            crash = output.find("Fatal error") if "Fatal error" in output else output.find("Assertion failed")
+            if crash >= 0:
+                crashed = output.find(" crashed:", crash)
+                cause = output[crash:crash + 300]
+                frames = output[crashed:crashed + 2500] if crashed >= 0 else ""
+                report.sections.append((f"replica {gateway.name} ({gateway.base}, {state}) crash",
+                                        cause + "\n…\n" + frames))
             report.sections.append((f"replica {gateway.name} ({gateway.base}, {state}) output (tail)",
-                                    gateway.output()[-3000:]))
+                                    output[-3000:]))
