@@ -52,8 +52,9 @@ import Testing
                     price: .tokens(inputPer1K: 1_000_000, outputPer1K: 2_000_000)))
         }) { gateway in
             let body = chat("m-always-priced", extra: #""fake":{"tokens":100,"delay_ms":50,"no_usage":true}"#)
+            // 800 ms: about 15 tokens, so that even a loaded machine has generated some.
             await #expect(throws: (any Error).self) {
-                _ = try await gateway.http.execute(gateway.request(body), timeout: .milliseconds(400))
+                _ = try await gateway.http.execute(gateway.request(body), timeout: .milliseconds(800))
             }
             _ = try await gateway.settled()
             let row = try #require(try await gateway.ledger().first)

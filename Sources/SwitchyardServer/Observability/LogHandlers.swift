@@ -32,16 +32,22 @@ public struct LineLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var fields = metadata
-        if let provided = metadataProvider?.get() { fields.merge(provided) { $1 } }
-        if let explicit = event.metadata { fields.merge(explicit) { $1 } }
+        var fields: Logger.Metadata
+        if metadata.isEmpty && metadataProvider == nil {
+            // The request line's case: its own metadata only, used as it is rather than copied.
+            fields = event.metadata ?? [:]
+        } else {
+            fields = metadata
+            if let provided = metadataProvider?.get() { fields.merge(provided) { $1 } }
+            if let explicit = event.metadata { fields.merge(explicit) { $1 } }
+        }
         if let error = event.error, fields["error.type"] == nil {
             fields["error.type"] = .string(String(describing: type(of: error)))
         }
         let sorted = fields.sorted { $0.key < $1.key }
         switch format {
         case .json: output.write(jsonLine(event, sorted))
-        case .text: output.write(Array(textLine(event, sorted).utf8))
+        case .text: output.write(textLine(event, sorted))
         }
     }
 
@@ -59,13 +65,26 @@ public struct LineLogHandler: LogHandler {
         return line
     }
 
-    private func textLine(_ event: LogEvent, _ fields: [(key: String, value: Logger.MetadataValue)]) -> String {
-        var line = Self.timestamp() + " " + event.level.rawValue + " " + label + ": "
-            + LogSafe.text(event.message.description, limit: 4096)
+    /// Written into one byte buffer: no temporary strings for the separators, the quoting or the
+    /// timestamp (the request line has twenty-odd fields).
+    private func textLine(_ event: LogEvent, _ fields: [(key: String, value: Logger.MetadataValue)]) -> [UInt8] {
+        var line = [UInt8]()
+        line.reserveCapacity(160 + 40 * fields.count)
+        Self.appendTimestamp(to: &line)
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: event.level.rawValue.utf8)
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: label.utf8)
+        line.append(contentsOf: ": ".utf8)
+        line.append(contentsOf: LogSafe.text(event.message.description, limit: 4096).utf8)
         for (key, value) in fields {
-            line += " " + key + "=" + Self.quoted(LogSafe.text(value.description, limit: 1024))
+            line.append(UInt8(ascii: " "))
+            line.append(contentsOf: key.utf8)
+            line.append(UInt8(ascii: "="))
+            Self.appendQuoted(LogSafe.text(value.description, limit: 1024), to: &line)
         }
-        return line + "\n"
+        line.append(UInt8(ascii: "\n"))
+        return line
     }
 
     /// The JSON line's own keys, which metadata cannot override.
@@ -90,25 +109,59 @@ public struct LineLogHandler: LogHandler {
         }
     }
 
-    static func quoted(_ text: String) -> String {
-        guard text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    /// The value as it is, or in double quotes (inner quotes escaped) when it is empty or holds a
+    /// space, a quote or `=`.
+    static func appendQuoted(_ text: String, to line: inout [UInt8]) {
+        let utf8 = text.utf8
+        let plain = !utf8.isEmpty
+            && !utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=") }
+        if plain { return line.append(contentsOf: utf8) }
+        line.append(UInt8(ascii: "\""))
+        for byte in utf8 {
+            if byte == UInt8(ascii: "\"") { line.append(UInt8(ascii: "\\")) }
+            line.append(byte)
+        }
+        line.append(UInt8(ascii: "\""))
     }
 
     /// UTC, millisecond precision, ISO 8601.
     static func timestamp() -> String {
+        var bytes = [UInt8]()
+        appendTimestamp(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `2026-11-21T10:00:00.123Z`, written digit by digit.
+    static func appendTimestamp(to line: inout [UInt8]) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = now.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        func digits(_ value: Int, _ width: Int) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                line.append(UInt8(ascii: "0") + UInt8((rest / divisor) % 10))
+                rest %= divisor
+                divisor /= 10
+            }
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
-            + "\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+        digits(Int(parts.tm_year) + 1900, 4)
+        line.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mon) + 1, 2)
+        line.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mday), 2)
+        line.append(UInt8(ascii: "T"))
+        digits(Int(parts.tm_hour), 2)
+        line.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_min), 2)
+        line.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_sec), 2)
+        line.append(UInt8(ascii: "."))
+        digits(Int(now.tv_nsec / 1_000_000), 3)
+        line.append(UInt8(ascii: "Z"))
     }
 }
 
