@@ -94,23 +94,20 @@ final class PostgresTransactions: TransactionRunner, Sendable {
                     unit.finish(with: .failure(error))
                 }
             }
+            // Every second (most units end long before the first tick, and cancel it): no lease
+            // after `leaseTimeout`, cancel the wait; a connection seen closed twice in a row, give up.
             unit.watch(Task {
-                do {
-                    try await Task.sleep(for: Self.leaseTimeout)
-                    if unit.timedOut() { return work.cancel() }
-                    // Leased: look at the connection every second; closed twice in a row, give up.
-                    var closedBefore = false
-                    while true {
-                        let closed = unit.connectionClosed
-                        if closed && closedBefore {
-                            logger.warning("gave up on a unit of work whose database connection closed under it")
-                            return unit.finish(with: .failure(BillingStoreError.unavailable))
-                        }
-                        closedBefore = closed
-                        try await Task.sleep(for: .seconds(1))
+                var waited = Duration.zero
+                var closedBefore = false
+                while (try? await Task.sleep(for: .seconds(1))) != nil {
+                    waited += .seconds(1)
+                    if waited >= Self.leaseTimeout, unit.timedOut() { return work.cancel() }
+                    let closed = unit.connectionClosed
+                    if closed && closedBefore {
+                        logger.warning("gave up on a unit of work whose database connection closed under it")
+                        return unit.finish(with: .failure(BillingStoreError.unavailable))
                     }
-                } catch {
-                    // Cancelled: the work finished.
+                    closedBefore = closed
                 }
             })
         }
