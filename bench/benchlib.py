@@ -341,12 +341,20 @@ class SSEClient(asyncio.Protocol):
                     self.saw_done = True
                     self._finish(None)
                     return
-                if payload.startswith(b'{"error"'):
-                    self._finish(f"error event: {payload[:160]!r}")
+                error = self.on_data(payload)
+                if error is not None:
+                    self._finish(error)
                     return
-                self.data_events += 1
-                if not self.first.done():
-                    self.first.set_result(time.monotonic())
+
+    def on_data(self, payload):
+        """One `data:` payload other than `[DONE]`: counts it, sets `first`; an error event's text
+        ends the stream (returned). A subclass that reads the payloads overrides it."""
+        if payload.startswith(b'{"error"'):
+            return f"error event: {payload[:160]!r}"
+        self.data_events += 1
+        if not self.first.done():
+            self.first.set_result(time.monotonic())
+        return None
 
     def _finish(self, error):
         if not self.done.done():

@@ -1,5 +1,6 @@
 # Helpers the bench scripts share (bench/run.sh, bench/postgres.sh, bench/soak.sh): sourced after
-# the script has set WORK (its temp dir) and PIDS (the servers it started, which its EXIT trap stops).
+# the script has set WORK (its temp dir) and PIDS (the servers it started, which its EXIT trap stops
+# with stop_pids).
 
 HZ=$(getconf CLK_TCK)
 TIMES=$WORK/times.txt
@@ -25,6 +26,16 @@ start() {
 
 # Whether the process is alive (a zombie is not).
 alive() { local state; state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true); [[ -n $state && $state != Z ]]; }
+# Stops these servers: SIGTERM to all, then for each at most 10 s to exit before SIGKILL.
+stop_pids() {
+    local pid i
+    for pid in "$@"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "$@"; do
+        for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}
 # The value of key=value in a RESULT line.
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 # A field of /proc/PID/status (VmRSS, VmHWM, RssAnon…) in KB, or - when the process is gone.

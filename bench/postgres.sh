@@ -45,7 +45,7 @@ SCENARIOS=${BENCH_SCENARIOS:-sqlite pg-1 pg-2}
 PG_OPTIONS=${BENCH_PG_OPTIONS:--c synchronous_commit=off}
 WORK=$(mktemp -d)
 TIMES=$WORK/times.txt
-# alive, port_in_use, start, field, vm, proc_ticks, busy_ticks, children_ticks, ratio
+# alive, stop_pids, port_in_use, start, field, vm, proc_ticks, busy_ticks, children_ticks, ratio
 source "$(dirname "$0")/lib.sh"
 chmod 711 "$WORK"
 mkdir -p bench/results
@@ -54,15 +54,6 @@ exec > >(tee "$OUT") 2>&1
 . scripts/lib-postgres.sh
 
 PIDS=()
-stop_pids() {
-    local pid i
-    for pid in "$@"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "$@"; do
-        for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-}
 # Stopped servers leave the list, so that the exit trap never signals a pid the system gave away.
 forget_pids() {
     local keep=() pid gone

@@ -34,14 +34,10 @@ OUT=bench/results/run-$(date -u +%Y%m%dT%H%M%SZ).txt
 exec > >(tee "$OUT") 2>&1
 
 PIDS=()
+# stop_pids, port_in_use, start, field, vm, proc_ticks, busy_ticks, children_ticks, ratio
+source "$(dirname "$0")/lib.sh"
 stop_servers() {
-    local pid i
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids "${PIDS[@]}"
     PIDS=()
 }
 cleanup() {
@@ -59,8 +55,6 @@ else
     GATEWAY_CPU=() OTHERS_CPU=()
 fi
 
-# port_in_use, start, field, vm, proc_ticks, busy_ticks, children_ticks, ratio
-source "$(dirname "$0")/lib.sh"
 
 # Runs a command with its output in $WORK/out and sets GATEWAY_TICKS (the gateway's CPU time meanwhile)
 # and OTHER_PCT: the share of both cores used by processes that are not part of the benchmark. The

@@ -41,14 +41,10 @@ OUT=bench/results/soak-$(date -u +%Y%m%dT%H%M%SZ).txt
 exec > >(tee "$OUT") 2>&1
 
 PIDS=()
+# stop_pids, port_in_use, start, alive, field, vm, proc_ticks, busy_ticks, children_ticks
+source "$(dirname "$0")/lib.sh"
 cleanup() {
-    local pid i
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids "${PIDS[@]}"
     for log in "$WORK"/*.log "$WORK"/rss; do [[ -e $log ]] && cp "$log" "${OUT%.txt}-$(basename "$log")"; done
     rm -rf "$WORK"
 }
@@ -60,8 +56,6 @@ else
     GATEWAY_CPU=() OTHERS_CPU=()
 fi
 
-# port_in_use, start, alive, field, vm, proc_ticks, busy_ticks, children_ticks (lib.sh)
-source "$(dirname "$0")/lib.sh"
 # Sets KIDS to the CPU time (ticks) of this shell's finished children (wrk): `times` in this shell.
 kids_ticks() {
     builtin times >"$TIMES"

@@ -15,118 +15,42 @@ library would spend more of the two shared cores than the gateway under test.
 import argparse
 import asyncio
 import json
-import math
+import os
+import sys
 import time
 
-HOST = "127.0.0.1"  # traffic stays on this machine
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import HOST, SSEClient, chat_request, percentile, proc_status_kb  # noqa: E402
 
 
-def percentile(values, p):
-    """Nearest-rank percentile; None when there is nothing to rank."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def read_rss_kb(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-class Stream(asyncio.Protocol):
-    """One streaming request: de-chunks the body, splits SSE events, counts content deltas."""
+class Stream(SSEClient):
+    """One streaming request, its content deltas counted (the first one's time is the TTFT)."""
 
     def __init__(self, request, started, counters):
-        self.request, self.started, self.counters = request, started, counters
-        self.done = asyncio.get_running_loop().create_future()
-        self.head, self.raw, self.events = b"", b"", b""
-        self.status = None
-        self.chunked = False
+        super().__init__(request)
+        self.started, self.counters = started, counters
         self.tokens = 0
         self.first_token = None
         self.finish_reason = None
-        self.saw_done = False
-        self.error = None
 
-    def connection_made(self, transport):
-        self.transport = transport
-        transport.write(self.request)
-
-    def data_received(self, data):
-        try:
-            if self.status is None:
-                self.head += data
-                if b"\r\n\r\n" not in self.head:
-                    return
-                head, _, data = self.head.partition(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                self.status = int(lines[0].split()[1])
-                headers = {k.strip().lower(): v.strip().lower() for k, _, v in (l.partition(":") for l in lines[1:])}
-                self.chunked = headers.get("transfer-encoding") == "chunked"
-            if self.chunked:
-                self.raw += data
-                self._dechunk()
-            else:
-                self._feed(data)
-        except Exception as error:  # a malformed response is a failed stream, not a crashed benchmark
-            self._finish(f"parse error: {error!r}")
-
-    def _dechunk(self):
-        while True:
-            size_end = self.raw.find(b"\r\n")
-            if size_end < 0:
-                return
-            size = int(self.raw[:size_end].split(b";")[0], 16)
-            if size == 0:
-                self._finish(None)
-                return
-            if len(self.raw) < size_end + 2 + size + 2:
-                return
-            self._feed(self.raw[size_end + 2 : size_end + 2 + size])
-            self.raw = self.raw[size_end + 2 + size + 2 :]
-
-    def _feed(self, data):
-        self.events += data.replace(b"\r\n", b"\n")
-        *complete, self.events = self.events.split(b"\n\n")
-        for event in complete:
-            for line in event.split(b"\n"):
-                if not line.startswith(b"data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
-                    self.saw_done = True
-                    self._finish(None)
-                    return
-                chunk = json.loads(payload)
-                if "error" in chunk:
-                    self._finish(f"error event: {payload[:200]!r}")
-                    return
-                for choice in chunk.get("choices", []):
-                    if choice.get("delta", {}).get("content"):
-                        self.tokens += 1
-                        if self.first_token is None:
-                            self.first_token = time.perf_counter()
-                            self.counters["first"] += 1
-                    if choice.get("finish_reason"):
-                        self.finish_reason = choice["finish_reason"]
-
-    def _finish(self, error):
-        if not self.done.done():
-            self.error = error
-            self.done.set_result(time.perf_counter())
-            self.transport.close()
-
-    def connection_lost(self, exc):
-        self._finish(f"connection closed early: {exc!r}" if not self.saw_done else None)
+    def on_data(self, payload):
+        chunk = json.loads(payload)
+        if "error" in chunk:
+            return f"error event: {payload[:200]!r}"
+        for choice in chunk.get("choices", []):
+            if choice.get("delta", {}).get("content"):
+                self.tokens += 1
+                if self.first_token is None:
+                    self.first_token = time.monotonic()
+                    self.counters["first"] += 1
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        return None
 
 
 async def one_stream(port, request, counters):
     loop = asyncio.get_running_loop()
-    started = time.perf_counter()
+    started = time.monotonic()
     try:
         _, stream = await loop.create_connection(lambda: Stream(request, started, counters), HOST, port)
     except OSError as error:
@@ -147,7 +71,7 @@ async def one_stream(port, request, counters):
 async def sample_rss(pid, counters, samples, stop):
     # Sampled while streams are open; 10 ms is fine against 64 tokens x 20 ms streams.
     while not stop.is_set():
-        samples.append((counters["first"] - counters["finished"], read_rss_kb(pid)))
+        samples.append((counters["first"] - counters["finished"], proc_status_kb(pid)))
         await asyncio.sleep(0.01)
 
 
@@ -158,16 +82,11 @@ async def main(args):
         "stream": True,
         "fake": {"tokens": args.tokens, "delay_ms": args.delay_ms},
     }).encode()
-    request = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {HOST}:{args.port}\r\n"
-        f"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
-        + (f"Authorization: Bearer {args.key}\r\n" if args.key else "")
-        + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode() + body
+    request = chat_request(args.port, body, args.key)
 
     counters = {"first": 0, "finished": 0}
     samples, stop = [], asyncio.Event()
-    rss_before = read_rss_kb(args.rss_pid) if args.rss_pid else None
+    rss_before = proc_status_kb(args.rss_pid) if args.rss_pid else None
     sampler = asyncio.create_task(sample_rss(args.rss_pid, counters, samples, stop)) if args.rss_pid else None
 
     tasks = [asyncio.create_task(one_stream(args.port, request, counters)) for _ in range(args.streams)]
@@ -179,7 +98,7 @@ async def main(args):
         await sampler
     if args.rss_pid:
         await asyncio.sleep(0.5)  # let the gateway tear the streams down before reading what it kept
-        rss_after = read_rss_kb(args.rss_pid)
+        rss_after = proc_status_kb(args.rss_pid)
     results = [t.result() for t in finished]
     results += [{"error": "timed out", "tokens": 0, "done": False}] * len(pending)
 

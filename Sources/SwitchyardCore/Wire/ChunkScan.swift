@@ -57,6 +57,14 @@ private struct Scanner {
 
     struct GiveUp: Error {}
 
+    /// Records a key the scan reads (`which`, one bit; 0 for a key it skips): one that comes twice
+    /// is left to the full parse.
+    static func note(_ which: UInt8, in seen: inout UInt8) throws {
+        guard which != 0 else { return }
+        if seen & which != 0 { throw GiveUp() }
+        seen |= which
+    }
+
     mutating func chunk() -> ChunkScan? {
         do {
             var result = ChunkScan()
@@ -78,10 +86,7 @@ private struct Scanner {
                     skipSpace()
                     let valueStart = position
                     let which = Self.topKey(key)
-                    if which != 0 {
-                        if seen & which != 0 { throw GiveUp() }
-                        seen |= which
-                    }
+                    try Self.note(which, in: &seen)
                     switch which {
                     case Self.choicesKey:
                         if peek() == UInt8(ascii: "n") {
@@ -173,10 +178,7 @@ private struct Scanner {
             case 13 where key.elementsEqual("finish_reason".utf8): which = 8
             default: which = 0
             }
-            if which != 0 {
-                if seen & which != 0 { throw GiveUp() }
-                seen |= which
-            }
+            try Self.note(which, in: &seen)
             switch which {
             case 1: choice.outputBytes += try scanner.optionalStringLength()
             case 2: choice.index = try scanner.integer()
@@ -207,8 +209,7 @@ private struct Scanner {
             default: which = 0
             }
             if which != 0 {
-                if seen & which != 0 { throw GiveUp() }
-                seen |= which
+                try Self.note(which, in: &seen)
                 total += try scanner.optionalStringLength()
             } else {
                 try scanner.skipValue(depth: 4)
