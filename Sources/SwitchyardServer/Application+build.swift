@@ -161,7 +161,7 @@ public func buildApplication(
 
     return Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: [connections.makeHandler()])),
+        server: .loopBoundHTTP1(configuration: .init(additionalChannelHandlers: [connections.makeHandler()])),
         configuration: .init(
             address: .hostname(config.server.host, port: config.server.port),
             serverName: "switchyard"

@@ -89,8 +89,12 @@ final class GroupCommit<Write: Sendable, Output: Sendable>: Service, Sendable {
     let started = Latch()
     private let stopped = Latch()
 
-    init(maxBatch: Int = 128, commit: @escaping Runner) {
+    /// Where the writer's loop runs (the database's own thread, for SQLite); nil: Swift's pool.
+    private let executor: (any TaskExecutor)?
+
+    init(maxBatch: Int = 128, executor: (any TaskExecutor)? = nil, commit: @escaping Runner) {
         self.maxBatch = maxBatch
+        self.executor = executor
         self.commit = commit
     }
 
@@ -115,7 +119,7 @@ final class GroupCommit<Write: Sendable, Output: Sendable>: Service, Sendable {
         switch next {
         case .nothing: break
         case .wake(let waiter): waiter.resume(returning: nil)
-        case .startFallback: Task { await self.drainWithoutService() }
+        case .startFallback: Task(executorPreference: executor) { await self.drainWithoutService() }
         case .refuse: completion(.failure(SQLStoreError.closed))
         }
     }
@@ -129,7 +133,7 @@ final class GroupCommit<Write: Sendable, Output: Sendable>: Service, Sendable {
         guard first else { return await stopped.wait() }
         started.open()
         await withTaskCancellationOrGracefulShutdownHandler {
-            await drain()
+            await withTaskExecutorPreference(executor) { await drain() }
         } onCancelOrGracefulShutdown: {
             self.stop()
         }
@@ -143,7 +147,7 @@ final class GroupCommit<Write: Sendable, Output: Sendable>: Service, Sendable {
             state.phase = .stopping
             return true
         }
-        if drainHere { return await drain() }
+        if drainHere { return await withTaskExecutorPreference(executor) { await drain() } }
         stop()
         await stopped.wait()
     }
@@ -197,7 +201,8 @@ final class GroupCommit<Write: Sendable, Output: Sendable>: Service, Sendable {
     }
 
     private func write(_ batch: [Pending]) async {
-        let results = await commit(batch.map(\.write))
+        // A closure, not `\\.write`: a key path into a generic type is built at run time, on every call.
+        let results = await commit(batch.map { $0.write })
         for (index, pending) in batch.enumerated() {
             pending.completion(
                 index < results.count ? results[index] : .failure(SQLStoreError.corruptValue("batch result missing")))

@@ -34,7 +34,7 @@ public final class SQLBillingStore: BillingStore, Service, Sendable {
         self.postgresConfiguration = postgres
         self.logger = logger
         let executor: any BillingBatchExecutor = hotPath ?? SQLKitBatchExecutor(runner: runner)
-        self.commits = GroupCommit { writes in await executor.apply(writes, logger: logger) }
+        self.commits = GroupCommit(executor: hotPath?.executor) { writes in await executor.apply(writes, logger: logger) }
     }
 
     /// The ledger writer (holds and settlements), to run in the same `ServiceGroup` after the store

@@ -13,13 +13,18 @@ import SwitchyardCore
 final class SQLiteHotPath: BillingBatchExecutor, @unchecked Sendable {
     private let queue = DispatchQueue(label: "switchyard.billing.sqlite")
     private var connection: SQLiteDirect?
+    /// The writer's thread as a task executor: group commit's loop runs on it (`GroupCommit`), so a
+    /// batch is written where the loop took it, without a hop to this thread and one back.
+    let executor: QueueExecutor
 
     init(path: String) throws {
         connection = try SQLiteDirect(path: path)
+        executor = QueueExecutor(queue)
     }
 
     func execute(_ writes: [BillingWrite]) async throws -> [Result<BillingWriteResult, BillingStoreError>] {
-        try await withCheckedThrowingContinuation { continuation in
+        if executor.isCurrent { return try executeOnQueue(writes) }
+        return try await withCheckedThrowingContinuation { continuation in
             queue.async { continuation.resume(with: Result { try self.executeOnQueue(writes) }) }
         }
     }

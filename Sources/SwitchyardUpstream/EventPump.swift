@@ -14,7 +14,7 @@ enum EventPump {
     ) -> UpstreamEvents {
         let events = UpstreamEvents()
         let pump = Pump()
-        let task = Task {
+        let task = Task(executorPreference: LoopExecutor.current) {
             defer { onEnd() }
             do {
                 try await produce(events, pump)

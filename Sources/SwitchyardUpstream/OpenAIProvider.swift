@@ -175,7 +175,7 @@ public struct OpenAIProvider: Provider {
     ) async throws -> [UInt8] {
         let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte, total: total)
         let timedOut = TimedOut()
-        let reader = Task {
+        let reader = Task(executorPreference: LoopExecutor.current) {
             var bytes: [UInt8] = []
             do {
                 for try await buffer in body {

@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -240,5 +241,25 @@ extension SQLBillingStoreTests {
         #expect(late.withLock { $0 as? SQLStoreError } == .closed)
         await #expect(throws: SQLStoreError.closed) { try await commits.submit(.hold(Self.open(42))) }
         #expect(slow.batches.withLock { $0.reduce(0, +) } == 40)
+    }
+}
+
+/// Group commit's loop on the database's own thread (SQLite's writer): each batch is written where
+/// the loop took it, with no hop to that thread and back.
+@Suite(.timeLimit(.minutes(1))) struct GroupCommitExecutorTests {
+    @Test func batchesAreWrittenOnTheWritersQueue() async throws {
+        let queue = DispatchQueue(label: "test.writer")
+        let executor = QueueExecutor(queue)
+        #expect(!executor.isCurrent)
+        let commits = GroupCommit<Int, Bool>(executor: executor) { writes in
+            writes.map { _ in .success(executor.isCurrent) }
+        }
+        // Without a service the fallback drain writes, on the queue too.
+        let answers = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for write in 0..<20 { group.addTask { try await commits.submit(write) } }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(answers.count == 20 && answers.allSatisfy { $0 })
+        await commits.finish()
     }
 }

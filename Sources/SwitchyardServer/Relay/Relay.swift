@@ -63,7 +63,7 @@ struct Relay: Sendable {
         style: CallStyle = .bearer
     ) async throws -> Response {
         let relay = self
-        let work = Task {
+        let work = Task(executorPreference: LoopExecutor.of(context.channel.eventLoop)) {
             try await relay.admit(endpoint, dialect: dialect, request: request, context: context, style: style)
         }
         return try await withTaskCancellationHandler {
@@ -199,11 +199,13 @@ struct Relay: Sendable {
     }
 
     static func eventStream(_ write: @escaping @Sendable (inout any ResponseBodyWriter) async throws -> Void) -> Response {
-        Response(
+        // The body is written from the connection's task; it runs on the loop the response was made on.
+        let loop = LoopExecutor.current
+        return Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
             body: ResponseBody { writer in
-                try await write(&writer)
+                try await withTaskExecutorPreference(loop) { try await write(&writer) }
                 try await writer.finish(nil)
             }
         )

@@ -1,3 +1,4 @@
+import SwitchyardUpstream
 import Synchronization
 
 /// Runs `operation` so that it is cancelled the moment any of `signals` fires (the client went away,
@@ -16,7 +17,7 @@ func untilSignalled<T: Sendable>(
     let present = signals.compactMap { $0 }
     guard !present.isEmpty else { return try await operation() }
     if present.contains(where: \.hasFired) { throw CancellationError() }
-    let task = Task { try await operation() }
+    let task = Task(executorPreference: LoopExecutor.current) { try await operation() }
     let registrations = present.map { $0.onFire { task.cancel() } }
     defer { registrations.forEach { $0.cancel() } }
     return try await withTaskCancellationHandler {
