@@ -160,7 +160,7 @@ public func buildApplication(
         .addRoutes(to: router)
 
     return Application(
-        router: router,
+        responder: TaskPerRequest(inner: router.buildResponder()),
         server: .loopBoundHTTP1(configuration: .init(additionalChannelHandlers: [connections.makeHandler()])),
         configuration: .init(
             address: .hostname(config.server.host, port: config.server.port),

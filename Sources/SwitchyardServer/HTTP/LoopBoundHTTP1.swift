@@ -1,3 +1,4 @@
+import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -28,5 +29,27 @@ extension HTTPServerBuilder {
     /// `http1(configuration:)`, each connection on its event loop.
     static func loopBoundHTTP1(configuration: HTTP1Channel.Configuration) -> HTTPServerBuilder {
         .init { responder in LoopBoundHTTP1(inner: HTTP1Channel(responder: responder, configuration: configuration)) }
+    }
+}
+
+/// Each request's middleware and handler in a task of its own, on the connection's loop, for
+/// memory. A task's allocator keeps the slabs its async frames grew to until the task ends; run in
+/// the connection's task, which lives as long as the connection, a request's frames (the
+/// middleware, the router, the relay's `admit` alone 14 KB) kept about 19 KB more per connection —
+/// per open stream and per idle keep-alive connection (heaptrack; BENCHMARKS.md). The response's
+/// body is still written from the connection's task, whose slabs are then only the body's.
+struct TaskPerRequest<Inner: HTTPResponder>: HTTPResponder where Inner.Context: Sendable {
+    let inner: Inner
+
+    func respond(to request: Request, context: Inner.Context) async throws -> Response {
+        let inner = self.inner
+        let work = Task(executorPreference: LoopExecutor.current) {
+            try await inner.respond(to: request, context: context)
+        }
+        return try await withTaskCancellationHandler {
+            try await work.value
+        } onCancel: {
+            work.cancel()
+        }
     }
 }

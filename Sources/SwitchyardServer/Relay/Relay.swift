@@ -53,24 +53,14 @@ struct Relay: Sendable {
     /// `dialect`: the API the caller speaks; a Responses or Messages request is relayed as chat
     /// completions (`endpoint`), translated or passed through per deployment (`Exchange+dialect`).
     ///
-    /// The work up to the response runs in a task of its own (cancelled with the caller's), for
-    /// memory: its async frames (`admit`'s alone is 14 KB) then come from an allocator that is freed
-    /// when that task ends. Run in the connection's task, which lives as long as the connection,
-    /// they grew its allocator's slabs, which it keeps: a stream then wrote its body on a 46 KB slab,
-    /// and every idle keep-alive connection kept one (heaptrack; BENCHMARKS.md).
+    /// Runs in the request's own task (`TaskPerRequest`), not the connection's: `admit`'s async
+    /// frame alone is 14 KB, and the connection's task would keep the slabs it grew for as long as
+    /// the connection lives.
     func handle(
         _ endpoint: Endpoint, dialect: Dialect = .openAI, request: Request, context: GatewayRequestContext,
         style: CallStyle = .bearer
     ) async throws -> Response {
-        let relay = self
-        let work = Task(executorPreference: LoopExecutor.of(context.channel.eventLoop)) {
-            try await relay.admit(endpoint, dialect: dialect, request: request, context: context, style: style)
-        }
-        return try await withTaskCancellationHandler {
-            try await work.value
-        } onCancel: {
-            work.cancel()
-        }
+        try await admit(endpoint, dialect: dialect, request: request, context: context, style: style)
     }
 
     private func admit(
