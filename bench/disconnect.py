@@ -22,7 +22,7 @@ not seen within --close-timeout counts as `not_closed`, with the upstream chunks
 client left (a proxy that notices only when its next write fails shows about one --interval-ms).
 
 The gateway runs from a fresh SQLite database with the demo account's key its first start prints
-(authentication, hold and settlement in the path), log_level error, no limits.
+(authentication, hold and settlement in the path), log_level error, limits on (never refusing).
 Prints a `RESULT target=… close=… …` line per target and close mode, then a table; the output is kept
 in bench/results/disconnect-*.txt with the servers' logs beside it.
 """
@@ -130,7 +130,7 @@ providers:
   slow: {{kind: openai, base_url: "http://{HOST}:{UPSTREAM_PORT}/v1", max_connections: 256}}
 models:
   bench: {{deployments: [{{provider: slow, model: bench-upstream}}]}}
-""", proxy_cpu)
+""" + benchlib.LIMITS_YAML, proxy_cpu)
         if "nginx" in targets:
             await asyncio.to_thread(servers.nginx, NGINX_PORT, UPSTREAM_PORT, proxy_cpu)
         print("== disconnect -> upstream connection closed")

@@ -199,7 +199,7 @@ providers:
   slow: {{kind: openai, base_url: "http://{HOST}:{UPSTREAM_PORT}/v1", max_connections: {args.streams}, max_queue: {args.streams}}}
 models:
   bench: {{deployments: [{{provider: slow, model: bench-upstream}}]}}
-""", proxy_cpu)
+""" + benchlib.LIMITS_YAML, proxy_cpu)
                 port, model = GATEWAY_PORT, "bench"
             fields, reasons = await measure(target, proc.pid, port, key, model, args, servers)
             print(benchlib.result_line(fields))

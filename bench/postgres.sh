@@ -179,7 +179,7 @@ else
     echo "pinning: none (all processes share both cores)"
 fi
 [[ $SCENARIOS == *pg-* ]] && echo "postgresql: $PG_NOTE"
-echo "limits: every account and key: requests_per_minute 100000000, tokens_per_minute 1000000000, concurrent 100000"
+echo "$BENCH_LIMITS_LINE"
 echo "load average before start: $(cut -d" " -f1-3 /proc/loadavg)"
 
 start upstream "fake upstream listening" "${OTHERS_CPU[@]}" "$BIN/switchyard-fake-upstream" --port $UPSTREAM_PORT
@@ -216,9 +216,7 @@ providers:
   fake: {kind: openai, base_url: "http://127.0.0.1:$UPSTREAM_PORT/v1", max_connections: 256}
 models:
   bench: {deployments: [{provider: fake, model: bench-upstream}]}
-limits:
-  account: {requests_per_minute: 100000000, tokens_per_minute: 1000000000, concurrent: 100000}
-  key: {requests_per_minute: 100000000, tokens_per_minute: 1000000000, concurrent: 100000}
+$BENCH_LIMITS_YAML
 EOF
 }
 

@@ -120,11 +120,7 @@ providers:
   fake: {kind: openai, base_url: "http://127.0.0.1:$UPSTREAM_PORT/v1", max_connections: $STREAMS}
 models:
   bench: {deployments: [{provider: fake, model: bench-upstream}]}
-# Limits on (issue 15: billing and limits on), too high to refuse: every request is counted against
-# its account's and its key's requests and tokens per minute and takes a concurrency slot of each.
-limits:
-  account: {requests_per_minute: 100000000, tokens_per_minute: 1000000000, concurrent: 100000}
-  key: {requests_per_minute: 100000000, tokens_per_minute: 1000000000, concurrent: 100000}
+$BENCH_LIMITS_YAML
 EOF
 
 cat >"$WORK/nginx.conf" <<NGINX
@@ -178,7 +174,7 @@ KEY_ARGS=()
 if [[ -n $KEY ]]; then
     KEY_ARGS=(--key "$KEY")
     echo "auth: the demo account's key (authentication, hold and settlement are in the path)"
-    echo "limits: every account and key: requests_per_minute 100000000, tokens_per_minute 1000000000, concurrent 100000 (never refusing)"
+    echo "$BENCH_LIMITS_LINE"
 else
     echo "auth: none (this build printed no key)"
 fi

@@ -85,10 +85,12 @@ providers:
   fake: {kind: openai, base_url: "http://127.0.0.1:$UPSTREAM_PORT/v1", max_connections: 256}
 models:
   bench: {deployments: [{provider: fake, model: bench-upstream}]}
+$BENCH_LIMITS_YAML
 EOF
 
 echo "== soak: ${SOAK}s of wrk at $CONNECTIONS connections against the gateway, ${CHUNK}s per wrk run, RSS every ${SAMPLE}s"
 echo "cpus: $(nproc) x $(lscpu | sed -n 's/^Model name: *//p')"
+echo "$BENCH_LIMITS_LINE"
 if [[ -n ${BENCH_GATEWAY:-} ]]; then
     echo "build: gateway $GATEWAY_BIN (given by BENCH_GATEWAY)"
 else
