@@ -201,7 +201,7 @@ final class GroupCommit<Write: Sendable, Output: Sendable>: Service, Sendable {
     }
 
     private func write(_ batch: [Pending]) async {
-        // A closure, not `\\.write`: a key path into a generic type is built at run time, on every call.
+        // A closure, not `\.write`: a key path into a generic type is built at run time, on every call.
         let results = await commit(batch.map { $0.write })
         for (index, pending) in batch.enumerated() {
             pending.completion(

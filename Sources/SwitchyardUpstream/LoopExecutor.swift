@@ -4,8 +4,8 @@ import Synchronization
 
 /// A NIO event loop as a task executor: a task that prefers it runs its jobs on the loop's thread.
 ///
-/// A request's tasks prefer the loop of the client's connection (`Relay.handle`), and whatever
-/// they start while on it (`current`) prefers the same loop. The HTTP client then opens and reuses
+/// A connection's task prefers the loop of its channel (`LoopBoundHTTP1`), and whatever is started
+/// while on it (`current`: the request's task, a stream's pump) prefers the same loop. The HTTP client then opens and reuses
 /// upstream connections on that loop too (`EventLoopGroup.any()` answers the calling loop), so a
 /// relayed chunk goes from the upstream socket to the client's without leaving the thread: no
 /// wake-up of Swift's pool to read it, and none of the loop to write it.

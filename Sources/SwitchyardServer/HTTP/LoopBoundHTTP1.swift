@@ -35,7 +35,7 @@ extension HTTPServerBuilder {
 /// Each request's middleware and handler in a task of its own, on the connection's loop, for
 /// memory. A task's allocator keeps the slabs its async frames grew to until the task ends; run in
 /// the connection's task, which lives as long as the connection, a request's frames (the
-/// middleware, the router, the relay's `admit` alone 14 KB) kept about 19 KB more per connection —
+/// middleware, the router, the relay's handler alone 14 KB) kept about 19 KB more per connection —
 /// per open stream and per idle keep-alive connection (heaptrack; BENCHMARKS.md). The response's
 /// body is still written from the connection's task, whose slabs are then only the body's.
 struct TaskPerRequest<Inner: HTTPResponder>: HTTPResponder where Inner.Context: Sendable {

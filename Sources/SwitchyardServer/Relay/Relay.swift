@@ -53,18 +53,12 @@ struct Relay: Sendable {
     /// `dialect`: the API the caller speaks; a Responses or Messages request is relayed as chat
     /// completions (`endpoint`), translated or passed through per deployment (`Exchange+dialect`).
     ///
-    /// Runs in the request's own task (`TaskPerRequest`), not the connection's: `admit`'s async
+    /// Runs in the request's own task (`TaskPerRequest`), not the connection's: its async
     /// frame alone is 14 KB, and the connection's task would keep the slabs it grew for as long as
     /// the connection lives.
     func handle(
         _ endpoint: Endpoint, dialect: Dialect = .openAI, request: Request, context: GatewayRequestContext,
         style: CallStyle = .bearer
-    ) async throws -> Response {
-        try await admit(endpoint, dialect: dialect, request: request, context: context, style: style)
-    }
-
-    private func admit(
-        _ endpoint: Endpoint, dialect: Dialect, request: Request, context: GatewayRequestContext, style: CallStyle
     ) async throws -> Response {
         let arrivedAt = clock.now
         let caller = try await billing.authenticator.authenticate(
@@ -189,13 +183,11 @@ struct Relay: Sendable {
     }
 
     static func eventStream(_ write: @escaping @Sendable (inout any ResponseBodyWriter) async throws -> Void) -> Response {
-        // The body is written from the connection's task; it runs on the loop the response was made on.
-        let loop = LoopExecutor.current
-        return Response(
+        Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
             body: ResponseBody { writer in
-                try await withTaskExecutorPreference(loop) { try await write(&writer) }
+                try await write(&writer)
                 try await writer.finish(nil)
             }
         )
