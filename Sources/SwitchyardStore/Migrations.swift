@@ -103,6 +103,16 @@ enum Migrations {
                 // it would only slow every hold and settlement down.
                 + (backend == .postgres ? ["CREATE INDEX ledger_account_status ON ledger (account_id, status)"] : [])
         }),
+        // Only running rows are ever looked up by instance (a restart's or a survivor's release):
+        // indexing just those keeps the index to the requests in flight, a page or two that every
+        // hold and settlement shares, instead of one entry per row ever written that each settlement
+        // moved from `running` to its end status (issue 15).
+        Step(version: 10, statements: { _ in
+            [
+                "DROP INDEX ledger_instance_status",
+                "CREATE INDEX ledger_running ON ledger (instance) WHERE status = 'running'",
+            ]
+        }),
     ]
 
     /// Serialises migrations of gateway replicas starting together (an arbitrary constant).

@@ -102,12 +102,26 @@ import Testing
         var counts: [Character: Int] = [:]
         for _ in 0..<2000 {
             let id = ResponseIdentity.randomID()
-            #expect(id.count == 24 && id.allSatisfy(alphabet.contains))
+            #expect(id.count == 28 && id.allSatisfy(alphabet.contains))
             seen.insert(id)
-            for character in id { counts[character, default: 0] += 1 }
+            for character in id.dropFirst(8) { counts[character, default: 0] += 1 }
         }
         #expect(seen.count == 2000)
-        // 48 000 characters over 62: about 774 each; every character appears, none is favoured.
-        #expect(counts.count == 62 && counts.values.allSatisfy { $0 > 600 && $0 < 950 })
+        // 40 000 random characters over 62: about 645 each; every character appears, none is favoured.
+        #expect(counts.count == 62 && counts.values.allSatisfy { $0 > 500 && $0 < 800 })
+    }
+
+    @Test func idsSortByTheirTime() {
+        let times: [Int64] = [0, 61, 62, 1_796_167_257_000, 1_796_167_257_001, 1_796_167_318_999, 9_000_000_000_000]
+        let ids = times.map { ResponseIdentity.randomID(milliseconds: $0) }
+        // Byte order (the ledger index's) is time order, whatever the random part.
+        #expect(ids == ids.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
+        #expect(ids[0].hasPrefix("00000000") && ids[1].hasPrefix("0000000z") && ids[2].hasPrefix("00000010"))
+        let now = ResponseIdentity.currentMilliseconds()
+        let first = ResponseIdentity.randomID(), second = ResponseIdentity.randomID()
+        #expect(first.prefix(8) <= second.prefix(8))
+        let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+        let stamped = first.prefix(8).reduce(Int64(0)) { $0 * 62 + Int64(alphabet.firstIndex(of: $1)!) }
+        #expect(stamped >= now && stamped < now + 60_000)
     }
 }
