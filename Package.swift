@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "switchyard", targets: ["switchyard"]),
         .executable(name: "switchyard-fake-upstream", targets: ["switchyard-fake-upstream"]),
+        .executable(name: "switchyard-bench-floor", targets: ["switchyard-bench-floor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -98,6 +99,16 @@ let package = Package(
             dependencies: [
                 "SwitchyardFakeUpstream",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        // bench/run.sh's "floor": a bare Hummingbird + AsyncHTTPClient relay, what the stack costs alone.
+        .executableTarget(
+            name: "switchyard-bench-floor",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

@@ -3,7 +3,10 @@
 # with keep-alive, unbuffered: the floor any proxy is held to) in the same run: non-streaming latency
 # and throughput at 1/16/64 concurrent, time to first token and completeness of 256 concurrent
 # streams, CPU per request, and the gateway's memory. All traffic stays on 127.0.0.1. nginx runs on
-# the gateway's core (with BENCH_PIN=1), as a single process. See docs/BENCHMARKS.md for the figures.
+# the gateway's core (with BENCH_PIN=1), as a single process. So does the stack's floor
+# (switchyard-bench-floor: a bare Hummingbird 2 + AsyncHTTPClient relay with none of the gateway's
+# own work), which splits what the gateway costs into the stack's share and its own.
+# See docs/BENCHMARKS.md for the figures.
 #
 # Usage: bench/run.sh
 # Environment: BENCH_DURATION (wrk seconds per run, default 10), BENCH_WARMUP (default 2),
@@ -25,6 +28,7 @@ WARMUP=${BENCH_WARMUP:-2}
 GATEWAY_PORT=18080
 UPSTREAM_PORT=18081
 NGINX_PORT=18082
+FLOOR_PORT=18083
 STREAMS=256
 BIN=.build/release
 GATEWAY_BIN=${BENCH_GATEWAY:-$BIN/switchyard}
@@ -78,8 +82,8 @@ measured() {
 # A server that died under load is the finding: say how it ended and stop, rather than measure a corpse.
 check_alive() {
     local name pid code state
-    for name in gateway upstream nginx; do
-        case $name in gateway) pid=$GATEWAY ;; upstream) pid=$UPSTREAM ;; nginx) pid=${NGINX:-} ;; esac
+    for name in gateway upstream nginx floor; do
+        case $name in gateway) pid=$GATEWAY ;; upstream) pid=$UPSTREAM ;; nginx) pid=${NGINX:-} ;; floor) pid=${FLOOR:-} ;; esac
         [[ -n $pid ]] || continue
         state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)
         [[ -n $state && $state != Z ]] && continue
@@ -106,8 +110,9 @@ if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
     echo "building release binaries"
     timeout 1800 swift build -c release --product switchyard
     timeout 1800 swift build -c release --product switchyard-fake-upstream
+    timeout 1800 swift build -c release --product switchyard-bench-floor
 fi
-for port in $GATEWAY_PORT $UPSTREAM_PORT $NGINX_PORT; do
+for port in $GATEWAY_PORT $UPSTREAM_PORT $NGINX_PORT $FLOOR_PORT; do
     if port_in_use "$port"; then echo "error: port $port is already in use on 127.0.0.1" >&2; exit 1; fi
 done
 
@@ -161,6 +166,9 @@ start upstream "fake upstream listening" "${OTHERS_CPU[@]}" "$BIN/switchyard-fak
 UPSTREAM=$STARTED
 start gateway "switchyard listening" "${GATEWAY_CPU[@]}" "$GATEWAY_BIN" serve --config "$WORK/gateway.yaml"
 GATEWAY=$STARTED
+start floor "Server started and listening" "${GATEWAY_CPU[@]}" "$BIN/switchyard-bench-floor" --port $FLOOR_PORT \
+    --upstream "http://127.0.0.1:$UPSTREAM_PORT" --max-connections $STREAMS
+FLOOR=$STARTED
 "${GATEWAY_CPU[@]}" "$NGINX_BIN" -p "$WORK" -c "$WORK/nginx.conf" >"$WORK/nginx.log" 2>&1 &
 NGINX=$!
 PIDS+=("$NGINX")
@@ -195,6 +203,7 @@ streams() {
 }
 streams direct $UPSTREAM_PORT bench-upstream
 MEASURED_PID=$NGINX streams nginx $NGINX_PORT bench-upstream
+MEASURED_PID=$FLOOR streams floor $FLOOR_PORT bench-upstream
 streams gateway $GATEWAY_PORT bench --rss-pid "$GATEWAY"
 
 # --- non-streaming latency and throughput ------------------------------------------------------
@@ -205,10 +214,11 @@ load() {
         "http://127.0.0.1:$port/v1/chat/completions" -- "$model" $KEY
 }
 for c in 1 16 64; do
-    for target in direct nginx gateway; do
+    for target in direct nginx floor gateway; do
         case $target in
             direct) port=$UPSTREAM_PORT model=bench-upstream subject=$GATEWAY ;;
             nginx) port=$NGINX_PORT model=bench-upstream subject=$NGINX ;;
+            floor) port=$FLOOR_PORT model=bench-upstream subject=$FLOOR ;;
             gateway) port=$GATEWAY_PORT model=bench subject=$GATEWAY ;;
         esac
         load "$c" "$WARMUP" $port $model >/dev/null
@@ -225,6 +235,7 @@ check_alive
 RSS_END=$(vm VmRSS "$GATEWAY" || echo -)
 HWM=$(vm VmHWM "$GATEWAY" || echo -)
 NGINX_HWM=$(vm VmHWM "$NGINX" || echo -)
+FLOOR_HWM=$(vm VmHWM "$FLOOR" || echo -)
 
 # --- summary ---------------------------------------------------------------------------------------
 echo
@@ -254,7 +265,7 @@ echo "gateway RSS: after start ${RSS_START} KB, before streams $(field rss_befor
     "peak with $STREAMS streams open $(field rss_peak_kb "$g") KB -> $(field kb_per_stream "$g") KB per open stream"
 echo "gateway RSS 0.5 s after the streams closed $(field rss_after_kb "$g") KB"
 echo "gateway RSS at end ${RSS_END} KB; peak RSS (VmHWM) ${HWM} KB"
-echo "nginx peak RSS (VmHWM) ${NGINX_HWM} KB"
+echo "nginx peak RSS (VmHWM) ${NGINX_HWM} KB; the floor's ${FLOOR_HWM} KB"
 echo
 echo "== against nginx (ratios in the same run; the targets of docs/BENCHMARKS.md)"
 printf "%5s | %9s %9s %7s | %9s %9s %7s | %11s %11s %7s\n" conc "nginx/s" "gw/s" "gw/ngx" \
@@ -271,6 +282,24 @@ done < <(grep ' direct ' "$WORK/wrk")
 n=$(grep '^nginx ' "$WORK/streams") gs=$(grep '^gateway ' "$WORK/streams")
 echo "streams: ttft p50 nginx $(field ttft_p50_ms "$n") ms, gateway $(field ttft_p50_ms "$gs") ms" \
     "($(ratio "$(field ttft_p50_ms "$gs")" "$(field ttft_p50_ms "$n")")x); complete nginx $(field complete "$n"), gateway $(field complete "$gs")"
+echo
+echo "== the stack's floor (switchyard-bench-floor: Hummingbird 2 + AsyncHTTPClient, none of the gateway's own work)"
+printf "%5s | %9s %7s %8s | %9s %7s %8s | %11s %7s %8s\n" conc "floor/s" "fl/ngx" "gw/floor" \
+    "fl add50" "fl/ngx" "gw/floor" "fl us/req" "fl/ngx" "gw/floor"
+while read -r c _ d; do
+    read -r _ _ n < <(grep "^$c nginx " "$WORK/wrk")
+    read -r _ _ f < <(grep "^$c floor " "$WORK/wrk")
+    read -r _ _ g < <(grep "^$c gateway " "$WORK/wrk")
+    na=$(($(field p50_us "$n") - $(field p50_us "$d"))) fa=$(($(field p50_us "$f") - $(field p50_us "$d")))
+    ga=$(($(field p50_us "$g") - $(field p50_us "$d")))
+    fc=$(field gateway_cpu_us_per_req "$f")
+    printf "%5s | %9s %7s %8s | %9s %7s %8s | %11s %7s %8s\n" "$c" "$(field rps "$f")" \
+        "$(ratio "$(field rps "$f")" "$(field rps "$n")")" "$(ratio "$(field rps "$g")" "$(field rps "$f")")" \
+        "$fa" "$(ratio "$fa" "$na")" "$(ratio "$ga" "$fa")" \
+        "$fc" "$(ratio "$fc" "$(field gateway_cpu_us_per_req "$n")")" "$(ratio "$(field gateway_cpu_us_per_req "$g")" "$fc")"
+done < <(grep ' direct ' "$WORK/wrk")
+fs=$(grep '^floor ' "$WORK/streams")
+echo "streams: ttft p50 floor $(field ttft_p50_ms "$fs") ms, complete $(field complete "$fs")"
 echo "full output: $OUT"
 ((STATUS == 0)) || echo "SOME REQUESTS OR STREAMS FAILED: see the lines above" >&2
 
