@@ -1,21 +1,44 @@
 import SQLKit
 import SwitchyardCore
+import Synchronization
 
 extension SQLBillingStore {
     /// Holds and settlements go through group commit (`GroupCommit`): alone when the gateway is
     /// quiet, in batches under load, decided by `BillingBatch` either way.
     public func openHold(_ open: LedgerOpen) async throws -> HoldOutcome {
         guard open.hold.micros >= 0 else { throw SQLStoreError.invalidArgument("a hold cannot be negative") }
-        guard case .held(let outcome) = try await commits.submit(.hold(open)) else {
-            throw SQLStoreError.corruptValue("a hold answered as a settlement")
+        let others = openHolds.add(1, ordering: .relaxed).oldValue
+        let outcome: HoldOutcome
+        do {
+            guard case .held(let written) = try await commits.submit(.hold(open), alone: others == 0) else {
+                throw SQLStoreError.corruptValue("a hold answered as a settlement")
+            }
+            outcome = written
+        } catch {
+            holdEnded()
+            throw error
         }
+        if outcome != .held { holdEnded() }
         return outcome
+    }
+
+    /// One fewer hold open (never below zero: a hold from an earlier process may settle here).
+    private func holdEnded() {
+        var current = openHolds.load(ordering: .relaxed)
+        while current > 0 {
+            let (exchanged, original) = openHolds.compareExchange(
+                expected: current, desired: current - 1, ordering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
     }
 
     /// The hold released and the amount captured are the ones of the stored row (taken when it was
     /// opened); the settlement's `accountID` and `hold` repeat them and are not trusted over it.
     public func settle(_ settlement: LedgerSettlement) async throws -> Money? {
-        try Self.capture(of: try await commits.submit(.settle(settlement)))
+        defer { holdEnded() }
+        // Alone when the only open hold is this request's own.
+        return try Self.capture(of: try await commits.submit(.settle(settlement), alone: openHolds.load(ordering: .relaxed) <= 1))
     }
 
     /// Hands a settlement to the ledger writer without waiting: for code that cannot await (a
@@ -24,7 +47,8 @@ extension SQLBillingStore {
     public func settleEventually(
         _ settlement: LedgerSettlement, completion: @escaping @Sendable (Result<Money?, any Error>) -> Void
     ) {
-        commits.enqueue(.settle(settlement)) { result in
+        commits.enqueue(.settle(settlement)) { [self] result in
+            holdEnded()
             completion(result.flatMap { written in Result { try Self.capture(of: written) } })
         }
     }

@@ -29,6 +29,13 @@ final class SQLiteHotPath: BillingBatchExecutor, @unchecked Sendable {
         }
     }
 
+    /// The same, entered synchronously from the caller's thread (`GroupCommit.submit(_:alone:)`):
+    /// only while group commit's loop is parked, so the queue is idle and the wait is the write's own.
+    func executeHere(_ writes: [BillingWrite]) throws -> [Result<BillingWriteResult, BillingStoreError>] {
+        if executor.isCurrent { return try executeOnQueue(writes) }
+        return try queue.sync { try executeOnQueue(writes) }
+    }
+
     /// Waits for the batch being written, then closes; later writes fail with `SQLStoreError.closed`.
     func close() async {
         await withCheckedContinuation { continuation in

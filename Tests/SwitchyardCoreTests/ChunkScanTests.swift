@@ -111,6 +111,18 @@ import Testing
         #expect(counts.count == 62 && counts.values.allSatisfy { $0 > 500 && $0 < 800 })
     }
 
+    /// One `getentropy` per 256 bytes: a longer fill is several calls, every byte of it random.
+    @Test func secureRandomFillsEveryByte() {
+        let draws = (0..<40).map { _ in SecureRandom.bytes(600) }
+        #expect(draws.allSatisfy { $0.count == 600 })
+        #expect(Set(draws).count == 40)
+        // 24 000 bytes over 256 values: about 94 each; the tail past 512 is as random as the head.
+        var counts = [Int](repeating: 0, count: 256)
+        for draw in draws { for byte in draw { counts[Int(byte)] += 1 } }
+        #expect(counts.allSatisfy { $0 > 40 && $0 < 160 })
+        #expect(draws.map { $0.suffix(88) }.allSatisfy { Set($0).count > 40 })
+    }
+
     @Test func idsSortByTheirTime() {
         let times: [Int64] = [0, 61, 62, 1_796_167_257_000, 1_796_167_257_001, 1_796_167_318_999, 9_000_000_000_000]
         let ids = times.map { ResponseIdentity.randomID(milliseconds: $0) }

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -158,7 +159,9 @@ extension SQLBillingStoreTests {
     }
 
     /// The writer in a group of its own, `body` while it runs, then a graceful shutdown.
-    static func whileServing(_ commits: GroupCommit<BillingWrite, BillingWriteResult>, _ body: () async throws -> Void) async throws {
+    static func whileServing<Write: Sendable, Output: Sendable>(
+        _ commits: GroupCommit<Write, Output>, _ body: () async throws -> Void
+    ) async throws {
         var logger = Logger(label: "store-tests")
         logger.logLevel = .warning
         let group = ServiceGroup(services: [commits], logger: logger)
@@ -261,5 +264,111 @@ extension SQLBillingStoreTests {
         }
         #expect(answers.count == 20 && answers.allSatisfy { $0 })
         await commits.finish()
+    }
+}
+
+/// A write whose caller is alone (`submit(_:alone:)`) and finds the writer parked is written on the
+/// caller's own thread, with no wake-up of the writer; anything else still goes through the queue, in
+/// order, and a shutdown during such a write still drains and ends.
+@Suite(.timeLimit(.minutes(1))) struct GroupCommitAloneTests {
+    /// Records where each write was made, in order; `hereDelay` (seconds) keeps a write here busy.
+    final class Writes: Sendable {
+        let log = Mutex<[String]>([])
+        let hereDelay = Mutex<TimeInterval>(0)
+
+        func here(_ writes: [Int]) -> [Result<String, any Error>] {
+            log.withLock { $0 += writes.map { "here \($0)" } }
+            let delay = hereDelay.withLock { $0 }
+            if delay > 0 {
+                Thread.sleep(forTimeInterval: delay)
+                log.withLock { $0.append("done here") }
+            }
+            return writes.map { _ in .success("here") }
+        }
+
+        func loop(_ writes: [Int]) async -> [Result<String, any Error>] {
+            log.withLock { $0 += writes.map { "loop \($0)" } }
+            return writes.map { _ in .success("loop") }
+        }
+    }
+
+    static func commits(_ writes: Writes) -> GroupCommit<Int, String> {
+        GroupCommit(writeHere: { writes.here($0) }, commit: { await writes.loop($0) })
+    }
+
+    /// Submits `write` alone until the writer is found parked (it parks right after it starts, or
+    /// after its last batch), at most 200 times 5 ms.
+    static func submitAloneOnceParked(_ commits: GroupCommit<Int, String>, _ write: Int) async throws -> String {
+        for _ in 0..<200 {
+            let answer = try await commits.submit(write, alone: true)
+            if answer == "here" { return answer }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return "never here"
+    }
+
+    @Test func aLoneWriteIsMadeOnTheCallersThreadAndOthersOnTheLoop() async throws {
+        let writes = Writes()
+        let commits = Self.commits(writes)
+        let exercise: () async throws -> Void = {
+            let first = try await Self.submitAloneOnceParked(commits, 1)
+            #expect(first == "here")
+            // Not alone: the queue, always.
+            for write in 2...4 {
+                let answer = try await commits.submit(write, alone: false)
+                #expect(answer == "loop")
+            }
+            let last = try await Self.submitAloneOnceParked(commits, 5)
+            #expect(last == "here")
+        }
+        try await GroupCommitQueueTests.whileServing(commits, exercise)
+        let log = writes.log.withLock { $0 }
+        #expect(log.filter { $0.hasPrefix("here") } == ["here 1", "here 5"])
+        // (Tries that found the writer busy went through the loop: "loop 1", "loop 5".)
+        #expect(log.filter { ["loop 2", "loop 3", "loop 4"].contains($0) } == ["loop 2", "loop 3", "loop 4"])
+    }
+
+    /// Without the service (the CLI, tests) nothing is written here: the fallback drain writes.
+    @Test func withoutTheServiceALoneWriteStillGoesThroughTheQueue() async throws {
+        let writes = Writes()
+        let commits = Self.commits(writes)
+        #expect(try await commits.submit(1, alone: true) == "loop")
+        await commits.finish()
+        #expect(writes.log.withLock { $0 } == ["loop 1"])
+    }
+
+    /// Writes that arrive while one is made here wait for it (the loop does not write meanwhile), then
+    /// are written by the loop; a shutdown that begins meanwhile waits for both and ends.
+    @Test func writesArrivingMeanwhileFollowAndShutdownStillEnds() async throws {
+        let writes = Writes()
+        let commits = Self.commits(writes)
+        var logger = Logger(label: "store-tests")
+        logger.logLevel = .warning
+        let group = ServiceGroup(services: [commits], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            await commits.started.wait()
+            // A write here leaves the writer parked, so the next lone write is made here too.
+            #expect(try await Self.submitAloneOnceParked(commits, 0) == "here")
+            writes.hereDelay.withLock { $0 = 0.2 }
+            let alone = Task { try await commits.submit(1, alone: true) }
+            try await Task.sleep(for: .milliseconds(50))
+            let others = Task {
+                try await withThrowingTaskGroup(of: String.self) { group in
+                    for write in 2...4 { group.addTask { try await commits.submit(write, alone: false) } }
+                    return try await group.reduce(into: [String]()) { $0.append($1) }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            await group.triggerGracefulShutdown()
+            #expect(try await alone.value == "here")
+            #expect(try await others.value == ["loop", "loop", "loop"])
+            try await tasks.waitForAll()
+        }
+        let log = writes.log.withLock { $0 }.filter { $0 != "loop 0" }
+        // Nothing was written by the loop while the write here was being made.
+        #expect(log.prefix(3) == ["here 0", "here 1", "done here"])
+        #expect(Set(log.dropFirst(3)) == ["loop 2", "loop 3", "loop 4"])
+        await #expect(throws: SQLStoreError.closed) { try await commits.submit(9, alone: true) }
     }
 }

@@ -35,11 +35,16 @@ public struct UpstreamRequest: Sendable {
     }
 
     /// The body's bytes and content type, as they go on the wire; `boundary` frames a multipart body.
-    public func encoded(boundary: String) -> (bytes: [UInt8], contentType: String) {
+    /// `boundary` is asked for only by a multipart payload (a random one costs a `getrandom`).
+    public func encoded(boundary: @autoclosure () -> String) -> (bytes: [UInt8], contentType: String) {
         switch payload {
-        case .json(let object): (object.serialized(), "application/json")
-        case .multipart(let form): (form.encoded(boundary: boundary), "multipart/form-data; boundary=\(boundary)")
-        case .bytes(let bytes, let contentType): (bytes, contentType)
+        case .json(let object):
+            return (object.serialized(), "application/json")
+        case .multipart(let form):
+            let boundary = boundary()
+            return (form.encoded(boundary: boundary), "multipart/form-data; boundary=\(boundary)")
+        case .bytes(let bytes, let contentType):
+            return (bytes, contentType)
         }
     }
 }

@@ -30,26 +30,26 @@ public struct ResponseIdentity: Sendable, Equatable {
     /// and one more per request in a group-commit batch, where the time-ordered inserts share a page.
     /// The characters are in ASCII order, so byte order (SQLite's `BINARY`, PostgreSQL's `COLLATE "C"`
     /// or not) follows the time until the year 8888.
-    /// The random part comes from the system's CSPRNG, 64 bits at a time (one `getrandom` each, not one
-    /// per character, which was 2 % of a request's CPU): each character takes 6 bits, and the 2 of
-    /// every 64 values ≥ 62 are drawn again, so every character is uniform.
+    /// The random part is 32 bytes from the system's CSPRNG in one `getrandom` (`SecureRandom`):
+    /// each character takes a byte's low 6 bits, and the 2 of every 64 values ≥ 62 are skipped, so
+    /// every character is uniform (should more than 12 of the 32 be skipped, 32 more are drawn).
     public static func randomID(milliseconds: Int64 = currentMilliseconds()) -> String {
-        var generator = SystemRandomNumberGenerator()
-        return String(unsafeUninitializedCapacity: 28) { buffer in
+        String(unsafeUninitializedCapacity: 28) { buffer in
             var time = UInt64(clamping: milliseconds)
             for index in stride(from: 7, through: 0, by: -1) {
                 buffer[index] = alphabet[Int(time % 62)]
                 time /= 62
             }
             var filled = 8
-            while filled < 28 {
-                var bits = generator.next()
-                for _ in 0..<10 where filled < 28 {
-                    let value = Int(bits & 63)
-                    bits >>= 6
-                    if value < 62 {
-                        buffer[filled] = alphabet[value]
-                        filled += 1
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { random in
+                while filled < 28 {
+                    SecureRandom.fill(UnsafeMutableRawBufferPointer(random))
+                    for byte in random where filled < 28 {
+                        let value = Int(byte & 63)
+                        if value < 62 {
+                            buffer[filled] = alphabet[value]
+                            filled += 1
+                        }
                     }
                 }
             }

@@ -1,3 +1,5 @@
+import SwitchyardCore
+
 /// The request id: the caller's own `x-request-id` when it is safe to write into logs, otherwise one
 /// the gateway makes (`req_` and 32 hex digits). Either way it goes back in the `x-request-id`
 /// response header and on every log line of the request.
@@ -14,16 +16,23 @@ enum RequestID {
         return candidate
     }
 
+    /// `req_` and 32 hex digits: 16 bytes from one `getrandom`.
     static func make() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        return "req_" + hex(high) + hex(low)
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+        let hex = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            buffer[0] = UInt8(ascii: "r")
+            buffer[1] = UInt8(ascii: "e")
+            buffer[2] = UInt8(ascii: "q")
+            buffer[3] = UInt8(ascii: "_")
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { random in
+                SecureRandom.fill(UnsafeMutableRawBufferPointer(random))
+                for (index, byte) in random.enumerated() {
+                    buffer[4 + 2 * index] = hex[Int(byte >> 4)]
+                    buffer[5 + 2 * index] = hex[Int(byte & 15)]
+                }
+            }
+            return 36
+        }
     }
 
     private static func isAllowed(_ byte: UInt8) -> Bool {
