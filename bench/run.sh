@@ -2,7 +2,8 @@
 # What the gateway adds over a direct call to the same fast local upstream, next to nginx (`proxy_pass`
 # with keep-alive, unbuffered: the floor any proxy is held to) in the same run: non-streaming latency
 # and throughput at 1/16/64 concurrent, time to first token and completeness of 256 concurrent
-# streams, CPU per request, and the gateway's memory. All traffic stays on 127.0.0.1. nginx runs on
+# streams, 256 streams in a closed loop (streams/s, CPU per relayed event), CPU per request, and the
+# gateway's memory. All traffic stays on 127.0.0.1. nginx runs on
 # the gateway's core (with BENCH_PIN=1), as a single process. So does the stack's floor
 # (switchyard-bench-floor: a bare Hummingbird 2 + AsyncHTTPClient relay with none of the gateway's
 # own work), which splits what the gateway costs into the stack's share and its own.
@@ -231,6 +232,29 @@ for c in 1 16 64; do
     done
 done
 
+# --- streams in a closed loop: streams/s and CPU per relayed event ----------------------------------
+echo "== $STREAMS streams in a closed loop (wrk, bench/stream.lua: 20 tokens 5 ms apart), ${DURATION}s per run"
+sload() {
+    local seconds=$1 port=$2 model=$3
+    timeout $((seconds + 30)) "${OTHERS_CPU[@]}" wrk -t1 -c$STREAMS -d"${seconds}s" --timeout 10s -s bench/stream.lua \
+        "http://127.0.0.1:$port/v1/chat/completions" -- "$model" $KEY
+}
+for target in direct nginx floor gateway; do
+    case $target in
+        direct) port=$UPSTREAM_PORT model=bench-upstream subject=$GATEWAY ;;
+        nginx) port=$NGINX_PORT model=bench-upstream subject=$NGINX ;;
+        floor) port=$FLOOR_PORT model=bench-upstream subject=$FLOOR ;;
+        gateway) port=$GATEWAY_PORT model=bench subject=$GATEWAY ;;
+    esac
+    sload "$WARMUP" $port $model >/dev/null
+    MEASURED_PID=$subject measured sload "$DURATION" $port $model
+    out="$(grep '^RESULT' "$WORK/out") other_cpu_pct=$OTHER_PCT"
+    [[ $target == direct ]] || out+=" gateway_cpu_us_per_req=$((GATEWAY_TICKS * 1000000 / HZ / ($(field requests "$out") + 1)))"
+    echo "loop $target: $out"
+    echo "$target $out" >>"$WORK/loop"
+    [[ $(field non2xx "$out") == 0 && $(field socket_errors "$out") == 0 ]] || STATUS=1
+done
+
 check_alive
 RSS_END=$(vm VmRSS "$GATEWAY" || echo -)
 HWM=$(vm VmHWM "$GATEWAY" || echo -)
@@ -300,6 +324,17 @@ while read -r c _ d; do
 done < <(grep ' direct ' "$WORK/wrk")
 fs=$(grep '^floor ' "$WORK/streams")
 echo "streams: ttft p50 floor $(field ttft_p50_ms "$fs") ms, complete $(field complete "$fs")"
+echo
+echo "== $STREAMS streams in a closed loop (20 tokens 5 ms apart; a client sees 23 events per stream)"
+printf "%8s | %9s %7s | %9s | %11s %11s | %s\n" target "streams/s" "/nginx" "p50 ms" "cpu us/strm" "us/event" "other cpu"
+nl=$(grep '^nginx ' "$WORK/loop")
+while read -r target line; do
+    cpu=$(field gateway_cpu_us_per_req "$line")
+    printf "%8s | %9s %7s | %9s | %11s %11s | %s\n" "$target" "$(field rps "$line")" \
+        "$(ratio "$(field rps "$line")" "$(field rps "$nl")")" "$(( $(field p50_us "$line") / 1000 ))" \
+        "${cpu:--}" "$([[ -n $cpu ]] && awk -v c="$cpu" 'BEGIN { printf "%.1f", c / 23 }' || echo -)" \
+        "$(field other_cpu_pct "$line")%"
+done <"$WORK/loop"
 echo "full output: $OUT"
 ((STATUS == 0)) || echo "SOME REQUESTS OR STREAMS FAILED: see the lines above" >&2
 
