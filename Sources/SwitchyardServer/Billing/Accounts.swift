@@ -69,6 +69,7 @@ public struct Accounts: Sendable {
         } catch BillingStoreError.notFound {
             throw GatewayError.accountNotFound(accountID)
         }
+        authenticator?.forgetUnknown(digest: key.hash)
         return (key, secret)
     }
 

@@ -19,6 +19,12 @@ struct Caller: Sendable {
 /// few seconds so a busy key does not cost a database query per request; revoking a key or changing
 /// an account drops its entries at once here, and on the other replicas when the store's NOTIFY
 /// reaches them (milliseconds; while it cannot, they do not use their caches at all).
+///
+/// A key that names nothing is remembered for as long (`unknown`): a client retrying with a wrong or
+/// placeholder key, or a seed-style path segment that is not a key (tried before the bearer header),
+/// costs a hash and a lookup here instead of a query each time — the query was most of a refused
+/// request's cost, four times an accepted one's. Issued secrets are random, so no key can appear
+/// that was presented before it existed; one made here is forgotten as unknown all the same.
 final class Authenticator: Sendable {
     private struct Entry {
         var key: APIKey
@@ -30,6 +36,9 @@ final class Authenticator: Sendable {
     private let ttl: Duration
     private let clock: any GatewayClock
     private let cache = Mutex<[[UInt8]: Entry]>([:])
+    /// Digests the store had no key for, and when it said so; at most `maxUnknown`.
+    private let unknown = Mutex<[[UInt8]: ContinuousClock.Instant]>([:])
+    static let maxUnknown = 10_000
     /// Whether cached lookups can be trusted now: with several replicas, only while their events
     /// (revocations, suspensions, limit changes) reach this one; otherwise every call reads the store.
     private let cacheTrusted: @Sendable () -> Bool
@@ -56,11 +65,21 @@ final class Authenticator: Sendable {
             guard trusted, let entry = cache[digest], now - entry.fetched < ttl else { return nil }
             return (entry.key, entry.account)
         }
-        if found == nil, let record = try await lookUp(digest) {
-            found = (record.key, record.account)
-            cache.withLock { cache in
-                if cache.count > 100_000 { cache.removeAll() }
-                cache[digest] = Entry(key: record.key, account: record.account, fetched: now)
+        let knownUnknown = {
+            trusted && self.unknown.withLock { unknown in unknown[digest].map { now - $0 < self.ttl } ?? false }
+        }
+        if found == nil, !knownUnknown() {
+            if let record = try await lookUp(digest) {
+                found = (record.key, record.account)
+                cache.withLock { cache in
+                    if cache.count > 100_000 { cache.removeAll() }
+                    cache[digest] = Entry(key: record.key, account: record.account, fetched: now)
+                }
+            } else {
+                unknown.withLock { unknown in
+                    if unknown.count >= Self.maxUnknown { unknown.removeAll() }
+                    unknown[digest] = now
+                }
             }
         }
         guard let (key, account) = found, Secrets.constantTimeEqual(key.hash, digest) else {
@@ -113,6 +132,12 @@ final class Authenticator: Sendable {
 
     func forgetAll() {
         cache.withLock { $0.removeAll() }
+        unknown.withLock { $0.removeAll() }
+    }
+
+    /// A key was just made with this digest: it is no longer unknown.
+    func forgetUnknown(digest: [UInt8]) {
+        _ = unknown.withLock { $0.removeValue(forKey: digest) }
     }
 
     /// What the other replicas say of keys and accounts.
