@@ -126,41 +126,64 @@ extension StreamRelay {
                 removal = member.keyStart..<member.value.upperBound
             }
         }
-        var edits: [(range: Range<Int>, bytes: [UInt8])] = []
-        var appended: [[UInt8]] = []
-        if endpoint.stampsID {
-            if let id = scan.id { edits.append((id.value, idJSON)) } else { appended.append(Array(#""id":"#.utf8) + idJSON) }
-        }
-        if let model = scan.model {
-            edits.append((model.value, modelJSON))
-        } else {
-            appended.append(Array(#""model":"#.utf8) + modelJSON)
-        }
-        if let removal { edits.append((removal, [])) }
-        edits.sort { $0.range.lowerBound < $1.range.lowerBound }
+        // At most three edits (id, model, the usage taken out), kept in order without an array:
+        // this runs for every relayed event, and each allocation here was one per event.
+        var first = scan.id.flatMap { endpoint.stampsID ? Edit(range: $0.value, bytes: idJSON) : nil }
+        var second = scan.model.map { Edit(range: $0.value, bytes: modelJSON) }
+        var third = removal.map { Edit(range: $0, bytes: []) }
+        Edit.order(&first, &second)
+        Edit.order(&second, &third)
+        Edit.order(&first, &second)
+        let missingID = endpoint.stampsID && scan.id == nil
+        let missingModel = scan.model == nil
 
         var out: [UInt8] = []
         out.reserveCapacity(payload.count + idJSON.count + modelJSON.count + 24)
         out.append(contentsOf: "data: ".utf8)
         var position = 0
-        for edit in edits {
+        func apply(_ edit: Edit?) {
+            guard let edit else { return }
             out.append(contentsOf: payload[position..<edit.range.lowerBound])
             out.append(contentsOf: edit.bytes)
             position = edit.range.upperBound
         }
+        apply(first)
+        apply(second)
+        apply(third)
         var members = scan.memberCount - (removal == nil ? 0 : 1)
-        if !appended.isEmpty {
+        if missingID || missingModel {
             out.append(contentsOf: payload[position..<scan.objectEnd])
             position = scan.objectEnd
-            for member in appended {
+            if missingID {
                 if members > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: member)
+                out.append(contentsOf: #""id":"#.utf8)
+                out.append(contentsOf: idJSON)
+                members += 1
+            }
+            if missingModel {
+                if members > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: #""model":"#.utf8)
+                out.append(contentsOf: modelJSON)
                 members += 1
             }
         }
         out.append(contentsOf: payload[position...])
-        out.append(contentsOf: [0x0A, 0x0A])
+        out.append(0x0A)
+        out.append(0x0A)
         return .forward(out)
+    }
+
+    /// One replacement in a relayed event's bytes.
+    private struct Edit {
+        var range: Range<Int>
+        var bytes: [UInt8]
+
+        /// Swaps the two so that the earlier range comes first (nil last).
+        static func order(_ a: inout Edit?, _ b: inout Edit?) {
+            guard let right = b else { return }
+            if let left = a, left.range.lowerBound <= right.range.lowerBound { return }
+            swap(&a, &b)
+        }
     }
 
     /// How a stream stopped by its caller ends: a finish chunk (`finish_reason: "stop"`) for every
