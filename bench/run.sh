@@ -207,6 +207,30 @@ MEASURED_PID=$NGINX streams nginx $NGINX_PORT bench-upstream
 MEASURED_PID=$FLOOR streams floor $FLOOR_PORT bench-upstream
 streams gateway $GATEWAY_PORT bench --rss-pid "$GATEWAY"
 
+# The port, model and CPU-counted process (subject) of one of the four targets.
+target_of() {
+    case $1 in
+        direct) port=$UPSTREAM_PORT model=bench-upstream subject=$GATEWAY ;;
+        nginx) port=$NGINX_PORT model=bench-upstream subject=$NGINX ;;
+        floor) port=$FLOOR_PORT model=bench-upstream subject=$FLOOR ;;
+        gateway) port=$GATEWAY_PORT model=bench subject=$GATEWAY ;;
+    esac
+}
+# run_target TARGET LABEL FILE KEYPREFIX LOADER...: warms up, then measures `LOADER... SECONDS PORT
+# MODEL`; prints "LABEL TARGET: RESULT…" (with the subject's CPU per request) and appends
+# "KEYPREFIXTARGET RESULT…" to $WORK/FILE.
+run_target() {
+    local target=$1 label=$2 file=$3 key=$4 out; shift 4
+    target_of "$target"
+    "$@" "$WARMUP" $port $model >/dev/null
+    MEASURED_PID=$subject measured "$@" "$DURATION" $port $model
+    out="$(grep '^RESULT' "$WORK/out") other_cpu_pct=$OTHER_PCT"
+    [[ $target == direct ]] || out+=" gateway_cpu_us_per_req=$((GATEWAY_TICKS * 1000000 / HZ / ($(field requests "$out") + 1)))"
+    echo "$label $target: $out"
+    echo "$key$target $out" >>"$WORK/$file"
+    [[ $(field non2xx "$out") == 0 && $(field socket_errors "$out") == 0 ]] || STATUS=1
+}
+
 # --- non-streaming latency and throughput ------------------------------------------------------
 echo "== non-streaming, ${DURATION}s per run after ${WARMUP}s warm-up"
 load() {
@@ -215,21 +239,7 @@ load() {
         "http://127.0.0.1:$port/v1/chat/completions" -- "$model" $KEY
 }
 for c in 1 16 64; do
-    for target in direct nginx floor gateway; do
-        case $target in
-            direct) port=$UPSTREAM_PORT model=bench-upstream subject=$GATEWAY ;;
-            nginx) port=$NGINX_PORT model=bench-upstream subject=$NGINX ;;
-            floor) port=$FLOOR_PORT model=bench-upstream subject=$FLOOR ;;
-            gateway) port=$GATEWAY_PORT model=bench subject=$GATEWAY ;;
-        esac
-        load "$c" "$WARMUP" $port $model >/dev/null
-        MEASURED_PID=$subject measured load "$c" "$DURATION" $port $model
-        out="$(grep '^RESULT' "$WORK/out") other_cpu_pct=$OTHER_PCT"
-        [[ $target == direct ]] || out+=" gateway_cpu_us_per_req=$((GATEWAY_TICKS * 1000000 / HZ / ($(field requests "$out") + 1)))"
-        echo "c=$c $target: $out"
-        echo "$c $target $out" >>"$WORK/wrk"
-        [[ $(field non2xx "$out") == 0 && $(field socket_errors "$out") == 0 ]] || STATUS=1
-    done
+    for target in direct nginx floor gateway; do run_target $target "c=$c" wrk "$c " load "$c"; done
 done
 
 # --- streams in a closed loop: streams/s and CPU per relayed event ----------------------------------
@@ -239,21 +249,7 @@ sload() {
     timeout $((seconds + 30)) "${OTHERS_CPU[@]}" wrk -t1 -c$STREAMS -d"${seconds}s" --timeout 10s -s bench/stream.lua \
         "http://127.0.0.1:$port/v1/chat/completions" -- "$model" $KEY
 }
-for target in direct nginx floor gateway; do
-    case $target in
-        direct) port=$UPSTREAM_PORT model=bench-upstream subject=$GATEWAY ;;
-        nginx) port=$NGINX_PORT model=bench-upstream subject=$NGINX ;;
-        floor) port=$FLOOR_PORT model=bench-upstream subject=$FLOOR ;;
-        gateway) port=$GATEWAY_PORT model=bench subject=$GATEWAY ;;
-    esac
-    sload "$WARMUP" $port $model >/dev/null
-    MEASURED_PID=$subject measured sload "$DURATION" $port $model
-    out="$(grep '^RESULT' "$WORK/out") other_cpu_pct=$OTHER_PCT"
-    [[ $target == direct ]] || out+=" gateway_cpu_us_per_req=$((GATEWAY_TICKS * 1000000 / HZ / ($(field requests "$out") + 1)))"
-    echo "loop $target: $out"
-    echo "$target $out" >>"$WORK/loop"
-    [[ $(field non2xx "$out") == 0 && $(field socket_errors "$out") == 0 ]] || STATUS=1
-done
+for target in direct nginx floor gateway; do run_target $target loop loop "" sload; done
 
 check_alive
 RSS_END=$(vm VmRSS "$GATEWAY" || echo -)

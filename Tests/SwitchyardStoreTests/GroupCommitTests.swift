@@ -162,13 +162,20 @@ extension SQLBillingStoreTests {
     static func whileServing<Write: Sendable, Output: Sendable>(
         _ commits: GroupCommit<Write, Output>, _ body: () async throws -> Void
     ) async throws {
+        try await whileServing(commits) { _ in try await body() }
+    }
+
+    /// The same, `body` given the group (to begin the shutdown itself).
+    static func whileServing<Write: Sendable, Output: Sendable>(
+        _ commits: GroupCommit<Write, Output>, _ body: (ServiceGroup) async throws -> Void
+    ) async throws {
         var logger = Logger(label: "store-tests")
         logger.logLevel = .warning
         let group = ServiceGroup(services: [commits], logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             await commits.started.wait()
-            try await body()
+            try await body(group)
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
@@ -342,12 +349,7 @@ extension SQLBillingStoreTests {
     @Test func writesArrivingMeanwhileFollowAndShutdownStillEnds() async throws {
         let writes = Writes()
         let commits = Self.commits(writes)
-        var logger = Logger(label: "store-tests")
-        logger.logLevel = .warning
-        let group = ServiceGroup(services: [commits], logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            await commits.started.wait()
+        try await GroupCommitQueueTests.whileServing(commits) { (group: ServiceGroup) in
             // A write here leaves the writer parked, so the next lone write is made here too.
             #expect(try await Self.submitAloneOnceParked(commits, 0) == "here")
             writes.hereDelay.withLock { $0 = 0.2 }
@@ -363,7 +365,6 @@ extension SQLBillingStoreTests {
             await group.triggerGracefulShutdown()
             #expect(try await alone.value == "here")
             #expect(try await others.value == ["loop", "loop", "loop"])
-            try await tasks.waitForAll()
         }
         let log = writes.log.withLock { $0 }.filter { $0 != "loop 0" }
         // Nothing was written by the loop while the write here was being made.
