@@ -55,12 +55,8 @@ struct BenchFloor {
             let whole = try await answer.body.collect(upTo: 64 * 1024 * 1024)
             return Response(status: status, headers: headers, body: .init(byteBuffer: whole))
         }
-        let listening = port
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: listening)),
-            onServerRunning: { _ in print("bench floor listening on 127.0.0.1:\(listening)") }
-        )
+        // Ready when Hummingbird logs "Server started and listening" (what run.sh waits for).
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
         try await app.runService()
         try await client.shutdown()
     }

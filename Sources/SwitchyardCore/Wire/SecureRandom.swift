@@ -25,12 +25,4 @@ public enum SecureRandom {
             offset += count
         }
     }
-
-    /// `count` random bytes.
-    public static func bytes(_ count: Int) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            fill(UnsafeMutableRawBufferPointer(buffer))
-            initialized = count
-        }
-    }
 }

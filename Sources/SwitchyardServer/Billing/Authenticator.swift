@@ -65,10 +65,7 @@ final class Authenticator: Sendable {
             guard trusted, let entry = cache[digest], now - entry.fetched < ttl else { return nil }
             return (entry.key, entry.account)
         }
-        let knownUnknown = {
-            trusted && self.unknown.withLock { unknown in unknown[digest].map { now - $0 < self.ttl } ?? false }
-        }
-        if found == nil, !knownUnknown() {
+        if found == nil, !(trusted && isKnownUnknown(digest, now: now)) {
             if let record = try await lookUp(digest) {
                 found = (record.key, record.account)
                 cache.withLock { cache in
@@ -133,6 +130,11 @@ final class Authenticator: Sendable {
     func forgetAll() {
         cache.withLock { $0.removeAll() }
         unknown.withLock { $0.removeAll() }
+    }
+
+    /// The store said it had no key for `digest` less than `ttl` ago.
+    private func isKnownUnknown(_ digest: [UInt8], now: ContinuousClock.Instant) -> Bool {
+        unknown.withLock { unknown in unknown[digest].map { now - $0 < ttl } ?? false }
     }
 
     /// A key was just made with this digest: it is no longer unknown.

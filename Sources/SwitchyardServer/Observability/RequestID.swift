@@ -18,8 +18,7 @@ enum RequestID {
 
     /// `req_` and 32 hex digits: 16 bytes from one `getrandom`.
     static func make() -> String {
-        let hex = Array("0123456789abcdef".utf8)
-        return String(unsafeUninitializedCapacity: 36) { buffer in
+        String(unsafeUninitializedCapacity: 36) { buffer in
             buffer[0] = UInt8(ascii: "r")
             buffer[1] = UInt8(ascii: "e")
             buffer[2] = UInt8(ascii: "q")
@@ -34,6 +33,8 @@ enum RequestID {
             return 36
         }
     }
+
+    private static let hex = Array("0123456789abcdef".utf8)
 
     private static func isAllowed(_ byte: UInt8) -> Bool {
         switch byte {
