@@ -49,6 +49,17 @@ final class SQLiteDirect {
 
     deinit { close() }
 
+    /// The connection's handle, for the C calls this type does not wrap (checkpoints).
+    var rawHandle: OpaquePointer? { handle }
+
+    /// `sqlite3_wal_hook`'s callback: context, connection, database name, frames in the log.
+    typealias LogHook = @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, Int32) -> Int32
+
+    /// Called after each commit on this connection; replaces SQLite's automatic checkpoint.
+    func setLogHook(context: UnsafeMutableRawPointer?, _ hook: LogHook?) {
+        _ = sqlite_nio_sqlite3_wal_hook(handle, hook, context)
+    }
+
     func close() {
         for statement in statements.values { sqlite_nio_sqlite3_finalize(statement) }
         statements.removeAll()

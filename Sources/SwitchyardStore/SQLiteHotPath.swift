@@ -17,8 +17,14 @@ final class SQLiteHotPath: BillingBatchExecutor, @unchecked Sendable {
     /// batch is written where the loop took it, without a hop to this thread and one back.
     let executor: QueueExecutor
 
-    init(path: String) throws {
-        connection = try SQLiteDirect(path: path)
+    /// Checkpoints the log off this thread (see there).
+    let checkpointer: SQLiteCheckpointer
+
+    init(path: String, checkpointer: SQLiteCheckpointer? = nil) throws {
+        let connection = try SQLiteDirect(path: path)
+        self.checkpointer = try checkpointer ?? SQLiteCheckpointer(path: path)
+        self.checkpointer.watch(connection)
+        self.connection = connection
         executor = QueueExecutor(queue)
     }
 
@@ -36,7 +42,8 @@ final class SQLiteHotPath: BillingBatchExecutor, @unchecked Sendable {
         return try queue.sync { try executeOnQueue(writes) }
     }
 
-    /// Waits for the batch being written, then closes; later writes fail with `SQLStoreError.closed`.
+    /// Waits for the batch being written, then closes (the checkpointer after the writer, whose log
+    /// hook refers to it); later writes fail with `SQLStoreError.closed`.
     func close() async {
         await withCheckedContinuation { continuation in
             queue.async {
@@ -45,6 +52,7 @@ final class SQLiteHotPath: BillingBatchExecutor, @unchecked Sendable {
                 continuation.resume()
             }
         }
+        await checkpointer.close()
     }
 
     private func executeOnQueue(_ writes: [BillingWrite]) throws -> [Result<BillingWriteResult, BillingStoreError>] {

@@ -38,6 +38,9 @@ final class SQLiteTransactions: TransactionRunner {
             try await database.raw("PRAGMA synchronous = NORMAL").run()
             // Another process holding the write lock makes BEGIN IMMEDIATE wait this long, not fail.
             try await database.raw("PRAGMA busy_timeout = 5000").run()
+            // The log is checkpointed on a thread of its own (`SQLiteCheckpointer`); this connection
+            // checkpoints only at the cap at which the writer does too.
+            try await database.raw("PRAGMA wal_autocheckpoint = \(unsafeRaw: String(SQLiteCheckpointer.defaultInlineFrames))").run()
             try await database.raw("PRAGMA foreign_keys = ON").run()
             // What this connection deletes (uploads) is overwritten, not left in free pages.
             try await database.raw("PRAGMA secure_delete = ON").run()
