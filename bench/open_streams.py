@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """N concurrent open streams: the memory one open stream costs in the gateway, next to nginx.
 
-Usage: bench/open_streams.py [--streams 10000] [--interval-ms 2000] [--hold 10] [--targets nginx,gateway]
+Usage: bench/open_streams.py [--streams 10000] [--interval-ms 2000] [--hold 10] [--prompt-kb 0] [--targets nginx,gateway]
        (BENCH_OPEN_STREAMS=N bench/run.sh runs it after run.sh's own tables; N=1 means 10000)
 Environment: BENCH_GATEWAY=PATH (another switchyard binary), BENCH_PIN=1 (the proxy on CPU 1, this
   client and the upstream on CPU 0).
@@ -51,10 +51,18 @@ def upstream_control(path, method="GET"):
         return json.loads(response.read())
 
 
+def prompt(kb):
+    """The user message: "hello", or about `kb` KB of words (an agent's context is 20-200 KB)."""
+    if kb <= 0:
+        return "hello"
+    words = "the quick brown fox jumps over the lazy dog ".encode()
+    return (words * (kb * 1024 // len(words) + 1))[: kb * 1024].decode()
+
+
 async def open_all(port, key, model, args):
     """Opens N streams, returns (clients, seconds until all had their first chunk or the timeout)."""
     body = json.dumps({
-        "model": model, "stream": True, "messages": [{"role": "user", "content": "hello"}],
+        "model": model, "stream": True, "messages": [{"role": "user", "content": prompt(args.prompt_kb)}],
         "bench": {"interval_ms": args.interval_ms, "chunks": args.max_chunks},
     }).encode()
     request = chat_request(port, body, key)
@@ -180,7 +188,8 @@ async def main(args):
         print(f"build: {benchlib.describe_build()}")
         print(f"pinning: {'the proxy on CPU 1; this client and the upstream on CPU 0' if proxy_cpu else 'none'}")
         print(f"open files allowed (soft = hard): {limit}; upstream chunk every {args.interval_ms} ms; "
-              f"hold {args.hold} s with all open; at most {args.connect_concurrency} connecting at once")
+              f"hold {args.hold} s with all open; at most {args.connect_concurrency} connecting at once; "
+              f"prompt {str(args.prompt_kb) + ' KB' if args.prompt_kb else 'hello'}")
         print(f"load average before: {benchlib.load_average()}")
         rows, status = [], 0
         for target in args.targets.split(","):
@@ -237,5 +246,7 @@ if __name__ == "__main__":
     parser.add_argument("--connect-concurrency", type=int, default=128, help="connections being opened at once")
     parser.add_argument("--max-chunks", type=int, default=150,
                         help="upstream: a stream ends after this many chunks even if never released")
+    parser.add_argument("--prompt-kb", type=int, default=0,
+                        help="each stream's user message: about this many KB of text (0: \"hello\")")
     parser.add_argument("--targets", default="nginx,gateway")
     raise SystemExit(asyncio.run(main(parser.parse_args())))

@@ -24,6 +24,23 @@ import Testing
         #expect(request.includeUsage)
     }
 
+    @Test func aRelayedRequestKeepsWhatTheRelayReadsAndNotTheContent() throws {
+        let prompt = String(repeating: "context ", count: 8_192)
+        var request = try parse(
+            #"{"model":"qwen","messages":[{"role":"user","content":"\#(prompt)"}],"stream":true,"#
+                + #""stream_options":{"include_usage":true},"tools":[{"type":"function"}]}"#)
+        request.original = request.body
+        for keepingMessages in [false, true] {
+            let relayed = request.relayed(keepingMessages: keepingMessages)
+            #expect(relayed.endpoint == request.endpoint && relayed.dialect == request.dialect)
+            #expect(relayed.model == "qwen" && relayed.stream && relayed.includeUsage)
+            #expect(relayed.original == nil && relayed.form == nil)
+            #expect(relayed.body["tools"] == nil && relayed.body["model"] == nil)
+            #expect((relayed.body["messages"] != nil) == keepingMessages)
+            if keepingMessages { #expect(relayed.body["messages"] == request.body["messages"]) }
+        }
+    }
+
     @Test func missingAndWronglyTypedFieldsAreNamed() {
         #expect(error(#"{"messages":[{"role":"user"}]}"#)?.param == "model")
         #expect(error(#"{"model":"m"}"#)?.code == "missing_required_parameter")

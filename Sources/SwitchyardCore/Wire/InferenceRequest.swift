@@ -88,6 +88,20 @@ public struct InferenceRequest: Sendable {
         }
     }
 
+    /// The request as a relayed answer still needs it, once the upstream has it: everything but the
+    /// content (the body, the caller's original request, the form), the body's `messages` kept when
+    /// `keepingMessages` (a prompt counted by the engine when the answer ends). An agent's request is
+    /// often 20–200 KB, and a stream can last minutes.
+    public func relayed(keepingMessages: Bool) -> InferenceRequest {
+        var request = self
+        var kept = JSONObject()
+        if keepingMessages, let messages = body["messages"] { kept["messages"] = messages }
+        request.body = kept
+        request.original = nil
+        request.form = nil
+        return request
+    }
+
     /// `modelOverride` (the seed's `{AI_system}` path segment), when not empty, names the model and
     /// makes the body's `model` optional.
     public init(endpoint: Endpoint, bytes: [UInt8], modelOverride: String? = nil) throws(GatewayError) {

@@ -14,8 +14,26 @@ struct LoopBoundHTTP1: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
     let inner: HTTP1Channel
 
+    /// The most a connection reads at once. A connection keeps its read buffers between reads, and
+    /// NIO's defaults let each grow to 64 KB and keep up to four; one large request (an agent's
+    /// context, an upload) then left them with every connection that once carried one, for as long
+    /// as it stayed open: an open stream or an idle keep-alive connection. 16 KB reads a large body
+    /// in a few more `read`s and bounds what each connection keeps (BENCHMARKS.md, session 10).
+    static let largestRead = 16 * 1024
+    /// Reads per wake-up of the loop, and so (NIO pools one buffer per read) the read buffers a
+    /// connection keeps: NIO's default is 4. With 1, a connection keeps one or two; a large body
+    /// takes a wake-up per 16 KB, a request that fits in one read is read as before.
+    static let readsPerWakeup: UInt = 1
+
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        inner.setup(channel: channel, logger: logger)
+        let reads = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: Self.largestRead)
+        do {
+            try channel.syncOptions?.setOption(ChannelOptions.recvAllocator, value: reads)
+            try channel.syncOptions?.setOption(ChannelOptions.maxMessagesPerRead, value: Self.readsPerWakeup)
+        } catch {
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+        return inner.setup(channel: channel, logger: logger)
     }
 
     func handle(value: Value, logger: Logger) async {

@@ -35,7 +35,7 @@ extension Exchange {
         answered()
         switch opening {
         case .events(let events, let first):
-            try await pipe(events, first: first, into: &writer)
+            try await pipe(events, first: first, stream: makeStream(), into: &writer)
         case .complete(let object):
             try await finishWhole(object)
             let chunks = StreamSynthesizer.chunks(

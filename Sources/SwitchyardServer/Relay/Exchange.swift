@@ -51,8 +51,8 @@ extension UpstreamAttempt {
 }
 
 struct Exchange: UpstreamAttempt {
-    let plan: RelayPlan
-    let inference: InferenceRequest
+    private(set) var plan: RelayPlan
+    private(set) var inference: InferenceRequest
     let provider: any Provider
     let ticket: BillingTicket
     let client: Signal?
@@ -186,11 +186,25 @@ struct Exchange: UpstreamAttempt {
 
         case (true, .events(let events, let first)):
             _ = ticket.handle(.committed)
-            let exchange = self
+            // The stream is made now, from the whole request (a Responses stream echoes its fields);
+            // what relays it keeps only what relaying needs, not the prompt, for as long as it lasts.
+            let stream = makeStream()
+            let exchange = forRelaying()
             return Relay.eventStream { writer in
-                try await exchange.pipe(events, first: first, into: &writer)
+                try await exchange.pipe(events, first: first, stream: stream, into: &writer)
             }
         }
+    }
+
+    /// This exchange without the request's content once the answer is being relayed: the body (its
+    /// `messages` stay when the engine counts the prompt at the end), the caller's original request
+    /// and form, and the upstream body already sent. An agent's request is often 20–200 KB; a
+    /// stream can last minutes. What the relay reads (endpoint, dialect, flags, identity) stays.
+    func forRelaying() -> Exchange {
+        var exchange = self
+        exchange.inference = inference.relayed(keepingMessages: countsWithEngine)
+        exchange.plan = plan.withoutBody()
+        return exchange
     }
 
     /// A whole answer to a client that asked for one, carrying the `usage` it was billed for: the
@@ -291,8 +305,10 @@ struct Exchange: UpstreamAttempt {
     /// finished or the caller stopped it; an upstream failure becomes a final error event, so a client
     /// never mistakes a cut answer for a whole one. Whatever happens, the request is settled for what
     /// was relayed.
-    func pipe(_ events: UpstreamEvents, first: [UInt8]?, into writer: inout any ResponseBodyWriter) async throws {
-        var relay = makeStream()
+    func pipe(
+        _ events: UpstreamEvents, first: [UInt8]?, stream: any AnswerStream, into writer: inout any ResponseBodyWriter
+    ) async throws {
+        var relay = stream
         relay.collectsText = countsWithEngine
         let registrations = [client, stop].compactMap { $0?.onFire { events.cancel() } }
         defer { registrations.forEach { $0.cancel() } }

@@ -242,9 +242,17 @@ extension Request {
 
 /// What one request becomes on its way upstream.
 struct RelayPlan: Sendable {
-    let upstream: UpstreamRequest
+    private(set) var upstream: UpstreamRequest
     let identity: ResponseIdentity
     let deployment: String
+
+    /// The same plan without the upstream body's content (the endpoint and flags stay), once it has
+    /// been sent: a relayed stream no longer needs it.
+    func withoutBody() -> RelayPlan {
+        var plan = self
+        plan.upstream.payload = .json(JSONObject())
+        return plan
+    }
 
     init(
         inference: InferenceRequest, model: ModelConfig, deployment: ModelConfig.Deployment, provider: ProviderConfig,
