@@ -67,9 +67,7 @@ final class SQLiteCheckpointer: @unchecked Sendable {
         // `fsync` per commit.
         if frames >= inlineFrames, frames - inlineAt.load(ordering: .relaxed) >= min(backgroundFrames, inlineFrames) {
             // With the checkpoint here running this returns `SQLITE_BUSY` at once; the next commit tries again.
-            var logged: Int32 = 0
-            var copied: Int32 = 0
-            if sqlite_nio_sqlite3_wal_checkpoint_v2(database, nil, SQLITE_CHECKPOINT_PASSIVE, &logged, &copied) == SQLITE_OK {
+            if SQLiteDirect.checkpointPassively(database) {
                 inlineAt.store(frames, ordering: .relaxed)
                 inlineRuns.add(1, ordering: .relaxed)
             }
@@ -100,12 +98,9 @@ final class SQLiteCheckpointer: @unchecked Sendable {
 
     /// Waits for a checkpoint in progress, then closes the connection; later ones are not run.
     func close() async {
-        await withCheckedContinuation { continuation in
-            queue.async {
-                self.connection?.close()
-                self.connection = nil
-                continuation.resume()
-            }
+        await queue.afterQueued {
+            self.connection?.close()
+            self.connection = nil
         }
     }
 }
@@ -114,9 +109,25 @@ extension SQLiteDirect {
     /// Runs a `PASSIVE` checkpoint of the main database; false when it could not start (another
     /// checkpoint is running) or failed.
     func checkpointPassively() -> Bool {
-        guard let handle = rawHandle else { return false }
+        rawHandle.map(Self.checkpointPassively) ?? false
+    }
+
+    /// The same on a connection's handle (inside its log hook).
+    static func checkpointPassively(_ handle: OpaquePointer) -> Bool {
         var logged: Int32 = 0
         var copied: Int32 = 0
         return sqlite_nio_sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &logged, &copied) == SQLITE_OK
+    }
+}
+
+extension DispatchQueue {
+    /// Runs `body` on this queue after what is queued before it, and returns once it has run.
+    func afterQueued(_ body: @escaping @Sendable () -> Void) async {
+        await withCheckedContinuation { continuation in
+            self.async {
+                body()
+                continuation.resume()
+            }
+        }
     }
 }

@@ -45,12 +45,9 @@ final class SQLiteHotPath: BillingBatchExecutor, @unchecked Sendable {
     /// Waits for the batch being written, then closes (the checkpointer after the writer, whose log
     /// hook refers to it); later writes fail with `SQLStoreError.closed`.
     func close() async {
-        await withCheckedContinuation { continuation in
-            queue.async {
-                self.connection?.close()
-                self.connection = nil
-                continuation.resume()
-            }
+        await queue.afterQueued {
+            self.connection?.close()
+            self.connection = nil
         }
         await checkpointer.close()
     }
