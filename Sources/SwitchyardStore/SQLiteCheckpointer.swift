@@ -53,9 +53,8 @@ final class SQLiteCheckpointer: @unchecked Sendable {
     /// How many checkpoints ran here and how many on the writer, for the tests.
     var runs: (background: Int, inline: Int) { (backgroundRuns.load(ordering: .relaxed), inlineRuns.load(ordering: .relaxed)) }
 
-    /// Called on the writer's thread after each commit, with the log's length in frames; returns
-    /// SQLite's result code.
-    func committed(database: OpaquePointer, frames: Int32) -> Int32 {
+    /// Called on the writer's thread after each commit, with the log's length in frames.
+    func committed(database: OpaquePointer, frames: Int32) {
         var last = started.load(ordering: .relaxed)
         if frames < last || frames < inlineAt.load(ordering: .relaxed) {  // the log started over
             started.store(0, ordering: .relaxed)
@@ -71,22 +70,23 @@ final class SQLiteCheckpointer: @unchecked Sendable {
                 inlineAt.store(frames, ordering: .relaxed)
                 inlineRuns.add(1, ordering: .relaxed)
             }
-            return SQLITE_OK
+            return
         }
-        if frames - min(last, frames) >= backgroundFrames, !scheduled.exchange(true, ordering: .acquiringAndReleasing) {
+        if frames - last >= backgroundFrames, !scheduled.exchange(true, ordering: .acquiringAndReleasing) {
             started.store(frames, ordering: .relaxed)
             queue.async { self.checkpoint() }
         }
-        return SQLITE_OK
     }
 
     /// Registers `committed` as the log hook of `database` (the writer's connection), replacing
     /// SQLite's automatic checkpoint. The checkpointer must outlive the connection.
     func watch(_ database: SQLiteDirect) {
         database.setLogHook(context: Unmanaged.passUnretained(self).toOpaque()) { context, database, _, frames in
-            guard let context, let database else { return SQLITE_OK }
-            return Unmanaged<SQLiteCheckpointer>.fromOpaque(context).takeUnretainedValue()
-                .committed(database: database, frames: frames)
+            if let context, let database {
+                Unmanaged<SQLiteCheckpointer>.fromOpaque(context).takeUnretainedValue()
+                    .committed(database: database, frames: frames)
+            }
+            return SQLITE_OK
         }
     }
 

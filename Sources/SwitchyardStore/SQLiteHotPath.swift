@@ -20,10 +20,10 @@ final class SQLiteHotPath: BillingBatchExecutor, @unchecked Sendable {
     /// Checkpoints the log off this thread (see there).
     let checkpointer: SQLiteCheckpointer
 
-    init(path: String, checkpointer: SQLiteCheckpointer? = nil) throws {
+    init(path: String) throws {
         let connection = try SQLiteDirect(path: path)
-        self.checkpointer = try checkpointer ?? SQLiteCheckpointer(path: path)
-        self.checkpointer.watch(connection)
+        checkpointer = try SQLiteCheckpointer(path: path)
+        checkpointer.watch(connection)
         self.connection = connection
         executor = QueueExecutor(queue)
     }
