@@ -37,11 +37,14 @@ import Testing
             let checkpointer = try SQLiteCheckpointer(path: path, backgroundFrames: 20, inlineFrames: 1_000_000)
             checkpointer.watch(writer)
             let before = size(path)
-            try commit(300, into: writer)
-            // The checkpoints run on their own thread: wait (bounded) for them to be done.
-            let deadline = ContinuousClock.now + .seconds(10)
-            while checkpointer.runs.background < 5, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
+            // Five rounds of 60 commits, each past the threshold. A round that arrives while a
+            // checkpoint is still queued joins it, so each waits (bounded) for the one it started.
+            for round in 0..<5 {
+                try commit(60, into: writer, from: round * 60)
+                let deadline = ContinuousClock.now + .seconds(10)
+                while checkpointer.runs.background <= round, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
             }
             #expect(checkpointer.runs.background >= 5)
             #expect(checkpointer.runs.inline == 0)
