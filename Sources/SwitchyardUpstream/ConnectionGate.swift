@@ -21,6 +21,9 @@ public final class ConnectionGate: Sendable {
         self.maxWaiters = max(0, maxWaiters)
     }
 
+    /// The slots taken now.
+    public var inUse: Int { state.withLock { $0.inUse } }
+
     /// Takes a slot if one is free, without waiting.
     public func tryAcquire() -> Bool {
         state.withLock { state in

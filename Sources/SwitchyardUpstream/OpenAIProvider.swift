@@ -60,82 +60,91 @@ public struct OpenAIProvider: Provider {
     }
 
     /// Sends to `baseURL` instead of the configured one (a managed engine's port changes at each start).
-    func send(_ request: UpstreamRequest, logger: Logger, baseURL: String) async throws -> UpstreamResponse {
-        var outgoing = HTTPClientRequest(url: baseURL + request.endpoint.path)
-        outgoing.method = .POST
-        outgoing.headers = fixedHeaders
-        for (name, value) in request.headers { outgoing.headers.replaceOrAdd(name: name, value: value) }
-        outgoing.headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
-        let (body, contentType) = request.encoded(boundary: "switchyard-" + ResponseIdentity.randomID())
-        outgoing.headers.add(name: "content-type", value: contentType)
-        outgoing.body = .bytes(body)
-
+    /// `onEnd` runs once the exchange is over — the whole body read, a stream's connection drained or
+    /// closed — or at once when it fails before it starts; once, on every path.
+    func send(
+        _ request: UpstreamRequest, logger: Logger, baseURL: String, onEnd: @escaping @Sendable () -> Void = {}
+    ) async throws -> UpstreamResponse {
+        let lease: GateLease
+        let outgoing: HTTPClient.Request
         let started = ContinuousClock.now
         let total = config.timeouts.total.map { started + $0 }
         let firstByteDeadline = min(started + config.timeouts.firstByte, total ?? .now + .seconds(86_400 * 365))
-        // Waiting for a connection counts towards the first byte, as it does inside the HTTP client.
-        let lease = try await acquireSlot(until: firstByteDeadline)
-        let response: HTTPClientResponse
         do {
-            response = try await client.execute(
-                outgoing, deadline: .now() + .init(firstByteDeadline - .now), logger: logger.heldAtDebug)
+            outgoing = try self.outgoing(request, baseURL: baseURL)
+            // Waiting for a connection counts towards the first byte, as it does inside the HTTP client.
+            lease = try await acquireSlot(until: firstByteDeadline)
         } catch {
-            lease.release()
-            throw Self.map(error, phase: firstByteDeadline == total ? .total : .firstByte)
+            onEnd()
+            throw Self.map(error, phase: .firstByte)
         }
-        let status = Int(response.status.code)
-        var headers: [(name: String, value: String)] = []
-        if let retryAfter = response.headers.first(name: "retry-after") { headers.append(("retry-after", retryAfter)) }
-        if let contentType = response.headers.first(name: "content-type") { headers.append(("content-type", contentType)) }
-
-        let isEventStream = response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
-        let idle = config.timeouts.idle
-        if (200..<300).contains(status) && isEventStream {
-            let events = Self.events(
-                of: response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total, timers: timers,
-                isLastEvent: request.endpoint == .responses ? Self.isLastResponsesEvent : isLastEvent,
-                // Media streams (partial images, transcripts, speech events) end with the body, not `[DONE]`.
-                endsAtEOF: request.endpoint.output == .media, onEnd: { lease.release() })
-            return UpstreamResponse(status: status, headers: headers, body: .events(events))
-        }
-        if (200..<300).contains(status) && request.endpoint == .speech {
-            // Audio is relayed as it arrives: each piece of the body is one "event" of raw bytes.
-            let pieces = Self.pieces(
-                of: response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total, timers: timers
-            ) {
+        let isLastEvent = request.endpoint == .responses ? Self.isLastResponsesEvent : self.isLastEvent
+        // Media streams (partial images, transcripts, speech events) end with the body, not `[DONE]`.
+        let endsAtEOF = request.endpoint.output == .media
+        let isSpeech = request.endpoint == .speech
+        let opened = try await UpstreamCall.open(
+            outgoing, client: client, timers: timers, firstByte: firstByteDeadline, total: total,
+            idle: config.timeouts.idle, logger: logger.heldAtDebug,
+            decide: { head in
+                guard (200..<300).contains(head.status.code) else { return .whole(limit: Self.maxResponseBytes) }
+                if head.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") ?? false {
+                    return .events(isLastEvent: isLastEvent, endsAtEOF: endsAtEOF)
+                }
+                // Audio is relayed as it arrives: each piece of the body is one "event" of raw bytes.
+                return isSpeech ? .pieces : .whole(limit: Self.maxResponseBytes)
+            },
+            onEnd: {
                 lease.release()
-            }
-            return UpstreamResponse(status: status, headers: headers, body: .events(pieces))
+                onEnd()
+            })
+        switch opened {
+        case .whole(let status, let headers, let bytes):
+            return UpstreamResponse(status: status, headers: Self.passedOn(headers), body: .complete(bytes))
+        case .streaming(let status, let headers, let events):
+            return UpstreamResponse(status: status, headers: Self.passedOn(headers), body: .events(events))
         }
-        defer { lease.release() }
-        let bytes = try await Self.collect(
-            response.body, firstByteDeadline: firstByteDeadline, idle: idle, total: total, timers: timers)
-        return UpstreamResponse(status: status, headers: headers, body: .complete(bytes))
+    }
+
+    private func outgoing(_ request: UpstreamRequest, baseURL: String) throws -> HTTPClient.Request {
+        var headers = fixedHeaders
+        for (name, value) in request.headers { headers.replaceOrAdd(name: name, value: value) }
+        headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
+        let (body, contentType) = request.encoded(boundary: "switchyard-" + ResponseIdentity.randomID())
+        headers.add(name: "content-type", value: contentType)
+        return try HTTPClient.Request(
+            url: baseURL + request.endpoint.path, method: .POST, headers: headers, body: .byteBuffer(ByteBuffer(bytes: body)))
+    }
+
+    /// The upstream's headers a caller may need: `retry-after` and `content-type`.
+    static func passedOn(_ headers: HTTPHeaders) -> [(name: String, value: String)] {
+        var passed: [(name: String, value: String)] = []
+        if let retryAfter = headers.first(name: "retry-after") { passed.append(("retry-after", retryAfter)) }
+        if let contentType = headers.first(name: "content-type") { passed.append(("content-type", contentType)) }
+        return passed
     }
 
     /// A midjourney-proxy call: `path` below the base URL (the proxy's root, e.g. `http://mj:8080`),
     /// the key also as `mj-api-secret`, as those proxies read it.
     public func task(method: String, path: String, body: [UInt8]?, logger: Logger) async throws -> (status: Int, body: [UInt8]) {
-        var outgoing = HTTPClientRequest(url: baseURL + path)
-        outgoing.method = method == "GET" ? .GET : .POST
-        outgoing.headers = fixedHeaders
-        if let key = config.apiKey { outgoing.headers.replaceOrAdd(name: "mj-api-secret", value: key) }
-        outgoing.headers.add(name: "accept", value: "application/json")
-        if let body {
-            outgoing.headers.add(name: "content-type", value: "application/json")
-            outgoing.body = .bytes(body)
-        }
-        let deadline = ContinuousClock.now + config.timeouts.firstByte
-        let lease = try await acquireSlot(until: deadline)
-        defer { lease.release() }
+        var headers = fixedHeaders
+        if let key = config.apiKey { headers.replaceOrAdd(name: "mj-api-secret", value: key) }
+        headers.add(name: "accept", value: "application/json")
+        if body != nil { headers.add(name: "content-type", value: "application/json") }
+        let outgoing: HTTPClient.Request
         do {
-            let response = try await client.execute(outgoing, deadline: .now() + .init(deadline - .now), logger: logger.heldAtDebug)
-            let bytes = try await Self.collect(
-                response.body, firstByteDeadline: deadline, idle: config.timeouts.idle, total: nil, timers: timers)
-            return (Int(response.status.code), bytes)
+            outgoing = try HTTPClient.Request(
+                url: baseURL + path, method: method == "GET" ? .GET : .POST, headers: headers,
+                body: body.map { .byteBuffer(ByteBuffer(bytes: $0)) })
         } catch {
             throw Self.map(error, phase: .firstByte)
         }
+        let deadline = ContinuousClock.now + config.timeouts.firstByte
+        let lease = try await acquireSlot(until: deadline)
+        let opened = try await UpstreamCall.open(
+            outgoing, client: client, timers: timers, firstByte: deadline, total: nil, idle: config.timeouts.idle,
+            logger: logger.heldAtDebug, decide: { _ in .whole(limit: Self.maxResponseBytes) }, onEnd: { lease.release() })
+        guard case .whole(let status, _, let bytes) = opened else { throw UpstreamError.closedEarly }
+        return (status, bytes)
     }
 
     /// A slot of the gate, waiting at most until `deadline`; a full queue or a wait that runs out is
@@ -166,116 +175,6 @@ public struct OpenAIProvider: Provider {
         return GateLease(gate)
     }
 
-    /// Reads a whole body, failing if the upstream goes quiet for longer than `idle`. The reading is a
-    /// task of its own that the watchdog's timer cancels (`ActivityDeadline.arm`): one task per
-    /// exchange, not a group of two.
-    static func collect(
-        _ body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration,
-        total: ContinuousClock.Instant?, timers: Watchdogs
-    ) async throws -> [UInt8] {
-        let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte, total: total)
-        let timedOut = TimedOut()
-        let reader = Task(executorPreference: LoopExecutor.current) {
-            var bytes: [UInt8] = []
-            do {
-                for try await buffer in body {
-                    activity.extend(to: .now + idle, phase: .idle)
-                    guard bytes.count + buffer.readableBytes <= maxResponseBytes else {
-                        throw UpstreamError.invalidResponse("response larger than \(maxResponseBytes) bytes")
-                    }
-                    bytes.append(contentsOf: buffer.readableBytesView)
-                }
-            } catch {
-                throw map(error, phase: .idle)
-            }
-            return bytes
-        }
-        let alarm = timers.arm(activity) { phase in
-            timedOut.phase.withLock { $0 = phase }
-            reader.cancel()
-        }
-        defer { alarm.disarm() }
-        do {
-            return try await withTaskCancellationHandler {
-                try await reader.value
-            } onCancel: {
-                reader.cancel()
-            }
-        } catch {
-            if let phase = timedOut.phase.withLock({ $0 }) { throw UpstreamError.timeout(phase) }
-            throw error
-        }
-    }
-
-    /// Parses the SSE body in a task of its own. After `[DONE]` the consumer is released at once while
-    /// the rest of the body is drained, so that the connection goes back to the pool.
-    static func events(
-        of body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration,
-        total: ContinuousClock.Instant?, timers: Watchdogs, isLastEvent: (@Sendable ([UInt8]) -> Bool)? = nil,
-        endsAtEOF: Bool = false, onEnd: @escaping @Sendable () -> Void
-    ) -> UpstreamEvents {
-        EventPump.start(onEnd: onEnd) { events, pump in
-            let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte, total: total)
-            // The watchdog is a timer: at the deadline it ends the events with the timeout and stops
-            // the reading (the pump's task), which closes the upstream connection.
-            let alarm = timers.arm(activity) { phase in
-                events.finish(throwing: UpstreamError.timeout(phase))
-                pump.cancel()
-            }
-            defer { alarm.disarm() }
-            var parser = SSEParser()
-            var done = false
-            let emit: ([UInt8]) -> Void = { payload in
-                guard !done else { return }
-                if SSEParser.isDone(payload) {
-                    done = true
-                    events.finish()
-                } else if let isLastEvent, isLastEvent(payload) {
-                    events.yield(payload)
-                    done = true
-                    events.finish()
-                } else {
-                    events.yield(payload)
-                }
-            }
-            do {
-                for try await buffer in body {
-                    activity.extend(to: .now + idle, phase: .idle)
-                    parser.feed(buffer.readableBytesView, emit: emit)
-                }
-                parser.finish(emit: emit)
-            } catch {
-                if done { return }
-                throw map(error, phase: .idle)
-            }
-            if !done && !endsAtEOF { throw UpstreamError.closedEarly }
-        }
-    }
-
-    /// A body relayed as it arrives (audio): its pieces in order, ending with the body; a stall past
-    /// `idle` or a broken connection ends it with an error.
-    static func pieces(
-        of body: HTTPClientResponse.Body, firstByteDeadline: ContinuousClock.Instant, idle: Duration,
-        total: ContinuousClock.Instant?, timers: Watchdogs, onEnd: @escaping @Sendable () -> Void
-    ) -> UpstreamEvents {
-        EventPump.start(onEnd: onEnd) { events, pump in
-            let activity = ActivityDeadline(deadline: firstByteDeadline, phase: .firstByte, total: total)
-            let alarm = timers.arm(activity) { phase in
-                events.finish(throwing: UpstreamError.timeout(phase))
-                pump.cancel()
-            }
-            defer { alarm.disarm() }
-            do {
-                for try await buffer in body {
-                    activity.extend(to: .now + idle, phase: .idle)
-                    if buffer.readableBytes > 0 { events.yield(Array(buffer.readableBytesView)) }
-                }
-            } catch {
-                throw map(error, phase: .idle)
-            }
-        }
-    }
-
     /// Turns client-library failures into the gateway's own vocabulary.
     static func map(_ error: any Error, phase: UpstreamError.Phase) -> any Error {
         if error is UpstreamError || error is CancellationError { return error }
@@ -295,9 +194,4 @@ public struct OpenAIProvider: Provider {
         }
         return UpstreamError.closedEarly
     }
-}
-
-/// The phase a watchdog's timer found expired, for the exchange it cancelled.
-final class TimedOut: Sendable {
-    let phase = Mutex<UpstreamError.Phase?>(nil)
 }

@@ -27,22 +27,9 @@ struct ManagedProvider: Provider {
         let name = config.name
         let supervisor = self.supervisor
         let port = try await supervisor.begin(name)
-        let response: UpstreamResponse
-        do {
-            response = try await http.send(request, logger: logger, baseURL: "http://127.0.0.1:\(port)/v1")
-        } catch {
-            supervisor.end(name)
-            throw error
-        }
-        guard case .events(let events) = response.body else {
-            supervisor.end(name)
-            return response
-        }
-        // In flight until the stream is over: finished, failed, or cancelled by the relay (which
-        // cancels this pump, and through it the upstream's events).
-        let relayed = EventPump.start(onEnd: { supervisor.end(name) }) { out, _ in
-            while let payload = try await events.next() { out.yield(payload) }
-        }
-        return UpstreamResponse(status: response.status, headers: response.headers, body: .events(relayed))
+        // In flight until the exchange is over: the whole answer read, or the stream finished,
+        // failed, or cancelled by the relay (which closes the connection).
+        return try await http.send(
+            request, logger: logger, baseURL: "http://127.0.0.1:\(port)/v1", onEnd: { supervisor.end(name) })
     }
 }
