@@ -96,7 +96,11 @@ final class UpstreamCall: HTTPClientResponseDelegate, @unchecked Sendable {
         let call = UpstreamCall(
             activity: activity, idle: idle, headPhase: firstByte == total ? .total : .firstByte, decide: decide,
             onEnd: onEnd)
-        let task = client.execute(request: request, delegate: call, eventLoop: .indifferent, deadline: nil, logger: logger)
+        // The client logs only at debug and trace. Given no logger it uses a disabled one, and then
+        // it does not copy the logger's metadata to add the request's number, as it does otherwise.
+        let task = client.execute(
+            request: request, delegate: call, eventLoop: .indifferent, deadline: nil,
+            logger: logger.logLevel <= .debug ? logger : nil)
         task.futureResult.whenComplete { result in call.ended(result, task: task) }
         call.watch(timers.arm(activity) { phase in call.timedOut(phase, task: task) })
         return try await withTaskCancellationHandler {

@@ -325,9 +325,12 @@ public struct ProviderConfig: Sendable, Equatable {
 public struct ModelConfig: Sendable, Equatable {
     public struct Deployment: Sendable, Equatable {
         /// Name of a provider in `providers`.
-        public var provider: String
+        public var provider: String { didSet { id = Self.id(provider, model) } }
         /// The model id the upstream knows; defaults to the public name.
-        public var model: String
+        public var model: String { didSet { id = Self.id(provider, model) } }
+        /// `provider/upstream-model`: how ledger rows, logs, cooldowns and metrics name it. Kept, not
+        /// computed: the relay reads it several times a request.
+        public private(set) var id: String
         /// Lower is tried first; deployments of equal priority share requests by `weight`.
         public var priority: Int
         /// Share of requests among the deployments of the same priority.
@@ -338,10 +341,10 @@ public struct ModelConfig: Sendable, Equatable {
             self.model = model
             self.priority = priority
             self.weight = weight
+            self.id = Self.id(provider, model)
         }
 
-        /// `provider/upstream-model`: how ledger rows, logs, cooldowns and metrics name it.
-        public var id: String { "\(provider)/\(model)" }
+        private static func id(_ provider: String, _ model: String) -> String { provider + "/" + model }
     }
 
     /// Limits that protect the model's backends, whoever calls.
