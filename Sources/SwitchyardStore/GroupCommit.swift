@@ -1,3 +1,4 @@
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import SwitchyardCore
@@ -27,6 +28,13 @@ import SwitchyardCore
 /// at a time are most of a commit's cost. The hint comes from the caller, not from the queue: the
 /// queue is also empty between batches under load, and writing there broke the batches up (see
 /// docs/BENCHMARKS.md). Writes queued meanwhile wait for it, so the order is kept.
+///
+/// A write that is not alone, made on an event loop, that finds the writer parked claims it the same
+/// way, but is written at the end of the loop's turn: the loop's other requests that write in the
+/// same turn (their holds and settlements, run one after another on that thread) queue behind it and
+/// share its batch, which the loop then writes itself. Under load this replaces a wake-up of the
+/// writer's thread and the wake-ups back with no thread switch at all, and the batches grew: at 64
+/// connections, bytes written per request fell from 9.5–10.5 KB to 5.6–8.6 KB.
 ///
 /// Generic over what is written: the ledger's holds and settlements (`BillingWrite`), and the shared
 /// limits' admissions and releases (`LimitWrite`), which batch the same way.
@@ -138,10 +146,32 @@ final class GroupCommit<Write: Sendable, Output: Sendable>: Service, Sendable {
     /// `alone`: the caller's request is the only one in flight, so no batch is coming for this write
     /// to join; if the writer is parked with nothing queued, the write is made here and now.
     func submit(_ write: Write, alone: Bool) async throws -> Output {
-        guard alone, let writeHere, state.withLock({ $0.claimIdleWriter() }) else { return try await submit(write) }
-        let result = writeHere([write]).first ?? .failure(SQLStoreError.corruptValue("batch result missing"))
+        guard let writeHere, state.withLock({ $0.claimIdleWriter() }) else { return try await submit(write) }
+        if alone {
+            let result = writeHere([write]).first ?? .failure(SQLStoreError.corruptValue("batch result missing"))
+            state.withLock { $0.releaseIdleWriter() }?.resume(returning: nil)
+            return try result.get()
+        }
+        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else {
+            state.withLock { $0.releaseIdleWriter() }?.resume(returning: nil)
+            return try await submit(write)
+        }
+        // The writer is idle and this loop claimed it: the writes its other requests make in this
+        // turn of the loop queue behind this one, and the batch is written at the turn's end, here.
+        return try await withCheckedThrowingContinuation { continuation in
+            state.withLock { $0.queue.append(Pending(write: write, completion: { continuation.resume(with: $0) })) }
+            loop.execute { self.writeQueuedHere(writeHere) }
+        }
+    }
+
+    private func writeQueuedHere(_ writeHere: @Sendable ([Write]) -> [Result<Output, any Error>]) {
+        let batch = state.withLock { $0.takeBatch(maxBatch) }
+        let results = writeHere(batch.map { $0.write })
+        for (index, pending) in batch.enumerated() {
+            pending.completion(
+                index < results.count ? results[index] : .failure(SQLStoreError.corruptValue("batch result missing")))
+        }
         state.withLock { $0.releaseIdleWriter() }?.resume(returning: nil)
-        return try result.get()
     }
 
     /// Queues `write` without waiting, for code that cannot await; `completion` runs once, with the
@@ -150,7 +180,8 @@ final class GroupCommit<Write: Sendable, Output: Sendable>: Service, Sendable {
         let next = state.withLock { state -> Next in
             guard state.phase != .stopped else { return .refuse }
             state.queue.append(Pending(write: write, completion: completion))
-            guard state.phase == .unstarted else { return state.takeWaiter().map(Next.wake) ?? .nothing }
+            // A caller writing on its thread wakes the writer when it is done, if anything is left.
+            guard state.phase == .unstarted else { return state.writingHere ? .nothing : state.takeWaiter().map(Next.wake) ?? .nothing }
             guard !state.fallbackDraining else { return .nothing }
             state.fallbackDraining = true
             return .startFallback

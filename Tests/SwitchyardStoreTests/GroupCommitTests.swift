@@ -1,6 +1,8 @@
 import Dispatch
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import SwitchyardCore
@@ -282,9 +284,12 @@ extension SQLBillingStoreTests {
     final class Writes: Sendable {
         let log = Mutex<[String]>([])
         let hereDelay = Mutex<TimeInterval>(0)
+        /// The batches written here, and whether each was written on an event loop's thread.
+        let batchesHere = Mutex<[(writes: [Int], onLoop: Bool)]>([])
 
         func here(_ writes: [Int]) -> [Result<String, any Error>] {
             log.withLock { $0 += writes.map { "here \($0)" } }
+            batchesHere.withLock { $0.append((writes, MultiThreadedEventLoopGroup.currentEventLoop != nil)) }
             let delay = hereDelay.withLock { $0 }
             if delay > 0 {
                 Thread.sleep(forTimeInterval: delay)
@@ -333,6 +338,41 @@ extension SQLBillingStoreTests {
         #expect(log.filter { $0.hasPrefix("here") } == ["here 1", "here 5"])
         // (Tries that found the writer busy went through the loop: "loop 1", "loop 5".)
         #expect(log.filter { ["loop 2", "loop 3", "loop 4"].contains($0) } == ["loop 2", "loop 3", "loop 4"])
+    }
+
+    /// Requests on one event loop whose writes find the writer parked: the first claims it, the others
+    /// made in the same turn of the loop join its batch, and the batch is written on the loop at the
+    /// turn's end — no wake-up of the writer's thread, and one commit for all.
+    @Test func writesMadeInOneTurnOfAnEventLoopShareABatchWrittenThere() async throws {
+        let writes = Writes()
+        let commits = Self.commits(writes)
+        let executor = OnLoop(MultiThreadedEventLoopGroup.singleton.next())
+        try await GroupCommitQueueTests.whileServing(commits) {
+            #expect(try await Self.submitAloneOnceParked(commits, 0) == "here")
+            let answers = try await Task(executorPreference: executor) {
+                try await withThrowingTaskGroup(of: String.self) { group in
+                    // The three tasks start in this order in the loop's next turn.
+                    for write in 1...3 { group.addTask { try await commits.submit(write, alone: false) } }
+                    return try await group.reduce(into: [String]()) { $0.append($1) }
+                }
+            }.value
+            #expect(answers == ["here", "here", "here"])
+        }
+        let batches = writes.batchesHere.withLock { $0 }
+        #expect(batches.map(\.writes) == [[0], [1, 2, 3]])
+        #expect(batches.last?.onLoop == true)
+        #expect(!writes.log.withLock { $0 }.contains { ["loop 1", "loop 2", "loop 3"].contains($0) })
+    }
+
+    /// A task executor that runs its jobs on an event loop, as the gateway's connections do.
+    final class OnLoop: TaskExecutor, Sendable {
+        let loop: any EventLoop
+        init(_ loop: any EventLoop) { self.loop = loop }
+        func enqueue(_ job: consuming ExecutorJob) {
+            let job = UnownedJob(job)
+            let executor = asUnownedTaskExecutor()
+            loop.execute { job.runSynchronously(on: executor) }
+        }
     }
 
     /// Without the service (the CLI, tests) nothing is written here: the fallback drain writes.
