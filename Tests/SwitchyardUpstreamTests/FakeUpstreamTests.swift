@@ -139,17 +139,7 @@ struct FakeUpstreamTests {
     // MARK: Helpers
 
     private func withUpstream(_ body: (FakeUpstream, HTTPClient) async throws -> Void) async throws {
-        let upstream = try await FakeUpstream.start()
-        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
-        do {
-            try await body(upstream, client)
-        } catch {
-            try? await client.shutdown()
-            await upstream.shutdown()
-            throw error
-        }
-        try await client.shutdown()
-        await upstream.shutdown()
+        try await withFakeUpstream(configuration: .init(), body)
     }
 
     private func post(_ upstream: FakeUpstream, _ endpoint: String, _ body: String) -> HTTPClientRequest {
@@ -170,4 +160,22 @@ struct FakeUpstreamTests {
             event.hasPrefix("data: ") ? String(event.dropFirst("data: ".count)) : nil
         }
     }
+}
+
+/// A fake upstream and an HTTP client configured as given, both shut down afterwards, whatever
+/// `body` does.
+func withFakeUpstream(
+    configuration: HTTPClient.Configuration, _ body: (FakeUpstream, HTTPClient) async throws -> Void
+) async throws {
+    let upstream = try await FakeUpstream.start()
+    let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    do {
+        try await body(upstream, client)
+    } catch {
+        try? await client.shutdown()
+        await upstream.shutdown()
+        throw error
+    }
+    try await client.shutdown()
+    await upstream.shutdown()
 }

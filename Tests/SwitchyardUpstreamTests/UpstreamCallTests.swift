@@ -155,21 +155,12 @@ import Testing
         timeouts: ProviderConfig.Timeouts = .init(connect: .seconds(1), firstByte: .seconds(5), idle: .seconds(2)),
         _ body: (OpenAIProvider, FakeUpstream) async throws -> Void
     ) async throws {
-        let upstream = try await FakeUpstream.start()
         // As `ProviderFactory` configures it: a refused connection is not retried.
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.retryConnectionEstablishment = false
-        let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
-        let config = ProviderConfig(name: "fake", kind: .openai, baseURL: upstream.baseURL, timeouts: timeouts)
-        let provider = OpenAIProvider(config: config, client: client)
-        do {
-            try await body(provider, upstream)
-        } catch {
-            try? await client.shutdown()
-            await upstream.shutdown()
-            throw error
+        try await withFakeUpstream(configuration: configuration) { upstream, client in
+            let config = ProviderConfig(name: "fake", kind: .openai, baseURL: upstream.baseURL, timeouts: timeouts)
+            try await body(OpenAIProvider(config: config, client: client), upstream)
         }
-        try await client.shutdown()
-        await upstream.shutdown()
     }
 }
