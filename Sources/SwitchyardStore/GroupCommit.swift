@@ -146,15 +146,15 @@ final class GroupCommit<Write: Sendable, Output: Sendable>: Service, Sendable {
     /// `alone`: the caller's request is the only one in flight, so no batch is coming for this write
     /// to join; if the writer is parked with nothing queued, the write is made here and now.
     func submit(_ write: Write, alone: Bool) async throws -> Output {
-        guard let writeHere, state.withLock({ $0.claimIdleWriter() }) else { return try await submit(write) }
-        if alone {
-            let result = writeHere([write]).first ?? .failure(SQLStoreError.corruptValue("batch result missing"))
+        // A write not alone is made here only on an event loop, whose turn then batches it.
+        let loop = alone ? nil : MultiThreadedEventLoopGroup.currentEventLoop
+        guard let writeHere, alone || loop != nil, state.withLock({ $0.claimIdleWriter() }) else {
+            return try await submit(write)
+        }
+        guard let loop else {
+            let result = writeHere([write]).first ?? Self.missing
             state.withLock { $0.releaseIdleWriter() }?.resume(returning: nil)
             return try result.get()
-        }
-        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else {
-            state.withLock { $0.releaseIdleWriter() }?.resume(returning: nil)
-            return try await submit(write)
         }
         // The writer is idle and this loop claimed it: the writes its other requests make in this
         // turn of the loop queue behind this one, and the batch is written at the turn's end, here.
@@ -166,11 +166,7 @@ final class GroupCommit<Write: Sendable, Output: Sendable>: Service, Sendable {
 
     private func writeQueuedHere(_ writeHere: @Sendable ([Write]) -> [Result<Output, any Error>]) {
         let batch = state.withLock { $0.takeBatch(maxBatch) }
-        let results = writeHere(batch.map { $0.write })
-        for (index, pending) in batch.enumerated() {
-            pending.completion(
-                index < results.count ? results[index] : .failure(SQLStoreError.corruptValue("batch result missing")))
-        }
+        Self.answer(batch, with: writeHere(batch.map { $0.write }))
         state.withLock { $0.releaseIdleWriter() }?.resume(returning: nil)
     }
 
@@ -180,8 +176,11 @@ final class GroupCommit<Write: Sendable, Output: Sendable>: Service, Sendable {
         let next = state.withLock { state -> Next in
             guard state.phase != .stopped else { return .refuse }
             state.queue.append(Pending(write: write, completion: completion))
-            // A caller writing on its thread wakes the writer when it is done, if anything is left.
-            guard state.phase == .unstarted else { return state.writingHere ? .nothing : state.takeWaiter().map(Next.wake) ?? .nothing }
+            guard state.phase == .unstarted else {
+                // A caller writing on its thread wakes the writer when it is done, if anything is left.
+                if state.writingHere { return .nothing }
+                return state.takeWaiter().map(Next.wake) ?? .nothing
+            }
             guard !state.fallbackDraining else { return .nothing }
             state.fallbackDraining = true
             return .startFallback
@@ -272,10 +271,15 @@ final class GroupCommit<Write: Sendable, Output: Sendable>: Service, Sendable {
 
     private func write(_ batch: [Pending]) async {
         // A closure, not `\.write`: a key path into a generic type is built at run time, on every call.
-        let results = await commit(batch.map { $0.write })
+        Self.answer(batch, with: await commit(batch.map { $0.write }))
+    }
+
+    private static var missing: Result<Output, any Error> { .failure(SQLStoreError.corruptValue("batch result missing")) }
+
+    /// Each write of `batch` hears its own result.
+    private static func answer(_ batch: [Pending], with results: [Result<Output, any Error>]) {
         for (index, pending) in batch.enumerated() {
-            pending.completion(
-                index < results.count ? results[index] : .failure(SQLStoreError.corruptValue("batch result missing")))
+            pending.completion(index < results.count ? results[index] : missing)
         }
     }
 }
